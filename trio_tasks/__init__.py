@@ -1,0 +1,55 @@
+"""trio_tasks: long-lived background tasks on Trio's structured concurrency.
+
+Tasks report progress, wait for outside events, can be cancelled, and tell
+the agent when they end, each with exactly one terminal outcome::
+
+    import trio
+    from trio_tasks import Plugin, TaskCtl, open_task_manager, task
+
+    plugin = Plugin(name="Demo", module_name="demo")
+
+    @plugin.mount_async_task("hello")
+    async def hello(handle, name: str):
+        yield TaskCtl.report_progress("Thinking...", 50)
+        yield TaskCtl.success(f"Hello, {name}!")
+
+    async def main():
+        async with open_task_manager():
+            await task.start("hello", "H1", "chat-1", plugin, name="Trio",
+                             on_terminal=lambda ctl: print(ctl.message))
+
+    trio.run(main)
+"""
+
+from ._ctl import TaskCtl, TaskSignal
+from ._errors import (
+    ManagerClosed,
+    NoTaskManager,
+    TaskAlreadyRunning,
+    TaskError,
+    UnknownTaskType,
+    WaitCancelled,
+)
+from ._facade import task
+from ._handle import AgentNotice, AsyncTaskHandle
+from ._manager import TaskManager, open_task_manager
+from ._plugin import Plugin
+
+__all__ = [
+    "AgentNotice",
+    "AsyncTaskHandle",
+    "ManagerClosed",
+    "NoTaskManager",
+    "Plugin",
+    "TaskAlreadyRunning",
+    "TaskCtl",
+    "TaskError",
+    "TaskManager",
+    "TaskSignal",
+    "UnknownTaskType",
+    "WaitCancelled",
+    "open_task_manager",
+    "task",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,62 @@
+"""The exceptions trio_tasks raises."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ManagerClosed",
+    "NoTaskManager",
+    "TaskAlreadyRunning",
+    "TaskError",
+    "UnknownTaskType",
+    "WaitCancelled",
+]
+
+
+class TaskError(Exception):
+    """Base class of every error trio_tasks raises on purpose.
+
+    >>> issubclass(UnknownTaskType, TaskError)
+    True
+    """
+
+
+class UnknownTaskType(TaskError, ValueError):
+    """``start`` was asked for a task type its plugin has not mounted.
+
+    It is also a :class:`ValueError`, as the seed's implementation raised.
+    """
+
+
+class TaskAlreadyRunning(TaskError, ValueError):
+    """``start`` was asked for a (task_type, task_id) that is still running.
+
+    Wait for it to end, or cancel it, before starting it again.
+    """
+
+
+class NoTaskManager(TaskError, RuntimeError):
+    """The :data:`trio_tasks.task` object was used outside any task manager.
+
+    Open one first::
+
+        async with trio_tasks.open_task_manager():
+            await trio_tasks.task.start(...)
+    """
+
+
+class ManagerClosed(TaskError, RuntimeError):
+    """The task manager has closed (or is closing) and accepts no new work."""
+
+
+class WaitCancelled(TaskError):
+    """A pending ``handle.wait(key)`` was cancelled by ``cancel_wait`` or ``cancel_all``.
+
+    If it escapes the task body, the task ends with a CANCEL signal.
+
+    Attributes:
+        key: the wait point that was cancelled.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"wait {key!r} was cancelled")
+        self.key = key

@@ -1,0 +1,256 @@
+"""AsyncTaskHandle: a running task's identity, wait points and messages to the agent."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, final
+
+import attrs
+import trio
+
+from ._ctl import TaskCtl
+from ._errors import WaitCancelled
+
+if TYPE_CHECKING:
+    from ._manager import Countdown, Generation, TaskManager
+    from ._plugin import Plugin
+
+__all__ = ["AgentNotice", "AsyncTaskHandle"]
+
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+
+
+@final
+@attrs.frozen
+class AgentNotice:
+    """A message from a task to the main agent, sent by :meth:`AsyncTaskHandle.notify_agent`.
+
+    ``trigger`` says whether the agent should react now (start a turn) or
+    only record the message.
+
+        >>> AgentNotice("render", "R1", "chat-1", "Scene 2 is ready", trigger=False).message
+        'Scene 2 is ready'
+    """
+
+    task_type: str
+    task_id: str
+    chat_key: str
+    message: str
+    trigger: bool = True
+
+
+@final
+class _Waiter:
+    """One pending ``wait(key)``: its event, and how it was resolved."""
+
+    __slots__ = ("cancelled", "event", "value")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.value: Any = None
+        self.cancelled = False
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"wait point key must be a str, got {key!r} ({type(key).__name__})")
+
+
+def _check_timeout(timeout: object) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
+    if not timeout >= 0:  # also rejects NaN
+        raise ValueError(f"timeout must be >= 0 seconds (or None to wait forever), got {timeout!r}")
+
+
+@final
+@attrs.define(eq=False, repr=False)
+class AsyncTaskHandle:
+    """The running task's side of trio_tasks: its identity and its wait points.
+
+    A task body receives its handle as the first argument. The agent side
+    reaches the same object through ``task.get_handle(task_type, task_id)``
+    to resume a wait point::
+
+        @plugin.mount_async_task("approval")
+        async def approval(handle, prompt: str):
+            yield TaskCtl.report_progress("Waiting for approval...", 50)
+            approved = await handle.wait("approval", timeout=3600)
+            yield TaskCtl.success("Approved") if approved else TaskCtl.fail("Not approved")
+
+        # elsewhere, when the user says yes:
+        task.get_handle("approval", "A1").notify("approval", True)
+
+    Attributes:
+        task_type: the mounted type this task runs.
+        task_id: the id it was started with.
+        chat_key: the chat it belongs to.
+        plugin: the plugin that mounted ``task_type``.
+    """
+
+    task_type: str
+    task_id: str
+    chat_key: str
+    plugin: Plugin
+    # Bookkeeping shared with the manager and the runner.
+    _manager: TaskManager
+    _generation: Generation
+    _on_terminal: Any
+    _started_at: float
+    _body: Any = None
+    _ended_at: float | None = None
+    _state: TaskCtl | None = None
+    _cancel_ctl: TaskCtl | None = None  # the CANCEL to report when the manager cancels it
+    _waits_closed: bool = False
+    _waits: dict[str, _Waiter] | None = None
+    _pending: dict[str, Any] | None = None
+    _countdowns: list[Countdown] | None = None
+    _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+    def __repr__(self) -> str:
+        status = "running" if self._ended_at is None else "ended"
+        return f"<AsyncTaskHandle {self.task_type}:{self.task_id} chat={self.chat_key!r} {status}>"
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True from the moment a cancel of this task is requested.
+
+        That is ``task.cancel``, ``task.stop_all``, the manager closing, or
+        :meth:`cancel_all`. A body can poll it between steps to stop cleanly.
+        """
+        return self._cancel_ctl is not None or self._generation.cancel_ctl is not None or self._waits_closed
+
+    async def wait(self, key: str, timeout: float | None = None) -> Any:
+        """Wait until ``notify(key, data)`` and return ``data``.
+
+        Returns ``None`` if ``timeout`` seconds pass first (so ``if approved:``
+        reads naturally). A value notified before the wait began is returned
+        at once. Raises :class:`WaitCancelled` if ``cancel_wait(key)`` or
+        :meth:`cancel_all` cancels the wait (or has already closed the wait
+        points); if that escapes the body, the task ends CANCEL::
+
+            approved = await handle.wait("approval", timeout=3600)
+
+        Raises:
+            TypeError: ``key`` is not a str, or ``timeout`` is not a number.
+            ValueError: ``timeout`` is negative or NaN.
+            RuntimeError: this task has ended, or another wait on ``key`` is pending.
+        """
+        _check_key(key)
+        if timeout is not None:
+            _check_timeout(timeout)
+        await _checkpoint_if_cancelled()
+        if self._ended_at is not None:
+            raise RuntimeError(f"task {self.task_type}:{self.task_id} has ended; its handle cannot wait")
+        if self._waits_closed:
+            raise WaitCancelled(key)
+        pending = self._pending
+        if pending and key in pending:
+            value = pending.pop(key)
+            await _cancel_shielded_checkpoint()
+            return value
+        waits = self._waits
+        if waits is None:
+            waits = self._waits = {}
+        elif key in waits:
+            raise RuntimeError(
+                f"task {self.task_type}:{self.task_id} is already waiting on {key!r}; "
+                f"use a different key for each concurrent wait"
+            )
+        waiter = waits[key] = _Waiter()
+        try:
+            if timeout is None or timeout == math.inf:
+                await waiter.event.wait()
+            else:
+                with trio.move_on_after(timeout):
+                    await waiter.event.wait()
+        finally:
+            if waits.get(key) is waiter:  # not resolved by notify or cancel_wait
+                del waits[key]
+        if waiter.cancelled:
+            raise WaitCancelled(key)
+        return waiter.value
+
+    def notify(self, key: str, data: Any = None) -> bool:
+        """Resume the wait on ``key`` with ``data``; True if a wait was resumed.
+
+        If nobody waits on ``key`` yet, ``data`` is kept (the latest value
+        wins) and the next ``wait(key)`` returns it at once; this returns
+        False. Once the task has ended nothing is kept and this returns False::
+
+            handle.notify("approval", True)
+        """
+        _check_key(key)
+        if self._ended_at is not None:
+            return False
+        waits = self._waits
+        waiter = waits.pop(key, None) if waits else None
+        if waiter is None:
+            if self._pending is None:
+                self._pending = {}
+            self._pending[key] = data
+            return False
+        waiter.value = data
+        waiter.event.set()
+        return True
+
+    def cancel_wait(self, key: str) -> bool:
+        """Make the pending ``wait(key)`` raise :class:`WaitCancelled`.
+
+        Returns True if a wait was pending, False otherwise (nothing is kept
+        for a later wait)::
+
+            handle.cancel_wait("approval")
+        """
+        _check_key(key)
+        waits = self._waits
+        waiter = waits.pop(key, None) if waits else None
+        if waiter is None:
+            return False
+        waiter.cancelled = True
+        waiter.event.set()
+        return True
+
+    def cancel_all(self) -> int:
+        """Cancel every pending wait and close the wait points; return how many were pending.
+
+        Afterwards :attr:`is_cancelled` is True and every later ``wait``
+        raises :class:`WaitCancelled` at once, so a cancel sent just before
+        the body reaches a wait point is not lost.
+        """
+        self._waits_closed = True
+        waits = self._waits
+        if not waits:
+            return 0
+        for waiter in waits.values():
+            waiter.cancelled = True
+            waiter.event.set()
+        count = len(waits)
+        waits.clear()
+        return count
+
+    async def notify_agent(self, message: str, trigger: bool = True) -> None:
+        """Send an :class:`AgentNotice` to the main agent.
+
+        It goes to the manager's ``on_agent_notice`` callback, or, without
+        one, into the queue read by ``manager.agent_notices()``; when that
+        queue is full this waits for room, it never drops a notice::
+
+            await handle.notify_agent("The preview is ready: https://...", trigger=True)
+
+        Raises:
+            TypeError: ``message`` is not a str or ``trigger`` not a bool.
+            ManagerClosed: the manager has closed.
+        """
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a str, got {message!r} ({type(message).__name__})")
+        if not isinstance(trigger, bool):
+            raise TypeError(f"trigger must be a bool, got {trigger!r}")
+        notice = AgentNotice(self.task_type, self.task_id, self.chat_key, message, trigger)
+        await self._manager._deliver_notice(notice)
+
+    def _close_waits(self) -> None:
+        """Forget wait points and kept values: the task has ended."""
+        self._waits = None
+        self._pending = None

@@ -1,0 +1,211 @@
+"""Plugins: named owners of task types and of cleanup hooks."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, final
+
+import attrs
+
+from ._errors import UnknownTaskType
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
+
+__all__ = ["Plugin"]
+
+logger = logging.getLogger("trio_tasks")
+
+F = TypeVar("F", bound=Callable[..., Any])
+CleanupHook = Callable[[], Awaitable[object]]
+
+# Parameters that ``start`` fills from its own arguments when the caller
+# did not pass them (the seed's examples rely on this).
+_FILLABLE = ("task_id", "chat_key")
+
+
+@final
+@attrs.frozen
+class TaskSpec:
+    """How to run one mounted task type (internal).
+
+    ``fills`` lists the body's parameters that ``start`` may fill, each with
+    the number of positional arguments after the handle that would already
+    cover it (``None`` for keyword-only parameters).
+    """
+
+    task_type: str
+    func: Callable[..., Any]
+    is_generator: bool
+    fills: tuple[tuple[str, int | None], ...]
+
+
+def _check_name(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{what} must be a non-empty str, got {value!r}")
+    return value
+
+
+def _fillable_parameters(func: Callable[..., Any]) -> tuple[tuple[str, int | None], ...]:
+    """Check that ``func`` takes the handle first; find its fillable parameters."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: fill nothing
+        return ()
+    takes_handle = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+    )
+    if not params or params[0].kind not in takes_handle:
+        raise TypeError(
+            f"task function {func.__qualname__} must take the AsyncTaskHandle as its "
+            f"first positional parameter, e.g. `async def my_task(handle, ...)`"
+        )
+    fills: list[tuple[str, int | None]] = []
+    for position, param in enumerate(params):
+        if param.name not in _FILLABLE or position == 0:
+            continue
+        if param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            fills.append((param.name, position))
+        elif param.kind is inspect.Parameter.KEYWORD_ONLY:
+            fills.append((param.name, None))
+    return tuple(fills)
+
+
+@final
+@attrs.define(eq=False)
+class Plugin:
+    """A named set of task types and cleanup hooks, as in the seed's ``NekroPlugin``.
+
+    Mount task bodies with :meth:`mount_async_task`, register cleanup with
+    :meth:`on_disabled`, and run the cleanup with :meth:`disable`::
+
+        plugin = Plugin(name="Video", module_name="video")
+
+        @plugin.mount_async_task("render")
+        async def render(handle, scene: str):
+            yield TaskCtl.report_progress(f"Rendering {scene}...", 10)
+            yield TaskCtl.success("Rendered", data={"file": f"{scene}.mp4"})
+
+        @plugin.on_disabled()
+        async def cleanup():
+            await task.stop_all()
+    """
+
+    name: str
+    module_name: str
+    description: str = ""
+    version: str = ""
+    author: str = ""
+    url: str = ""
+    _specs: dict[str, TaskSpec] = attrs.field(factory=dict, init=False, repr=False)
+    _cleanup: list[CleanupHook] = attrs.field(factory=list, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        _check_name("Plugin name", self.name)
+        _check_name("Plugin module_name", self.module_name)
+        for field in ("description", "version", "author", "url"):
+            value = getattr(self, field)
+            if not isinstance(value, str):
+                raise TypeError(f"Plugin {field} must be a str, got {value!r}")
+
+    @property
+    def task_types(self) -> list[str]:
+        """The task types mounted on this plugin, in mounting order."""
+        return list(self._specs)
+
+    def mount_async_task(self, task_type: str) -> Callable[[F], F]:
+        """Register the decorated function as the body of ``task_type``.
+
+        The function is an async generator that yields :class:`TaskCtl`
+        values, or a plain ``async def`` whose return counts as success. It
+        takes the :class:`AsyncTaskHandle` first; parameters named
+        ``task_id`` or ``chat_key`` that ``start`` was not given are filled
+        from ``start``'s own arguments. The function is returned unchanged::
+
+            @plugin.mount_async_task("my_task")
+            async def my_task(handle, prompt: str, task_id: str):
+                yield TaskCtl.success(f"{task_id} done")
+
+        Raises:
+            TypeError: ``task_type`` is not a non-empty str without ``":"``, or
+                the function is neither an async generator function nor a
+                coroutine function.
+            ValueError: ``task_type`` is already mounted on this plugin.
+        """
+        _check_name("task_type", task_type)
+        if ":" in task_type:
+            raise ValueError(
+                f"task_type {task_type!r} must not contain ':' "
+                f"(running tasks are listed as 'task_type:task_id')"
+            )
+
+        def decorate(func: F) -> F:
+            if inspect.isasyncgenfunction(func):
+                is_generator = True
+            elif inspect.iscoroutinefunction(func):
+                is_generator = False
+            else:
+                raise TypeError(
+                    f"mount_async_task({task_type!r}) needs an async generator function "
+                    f"(yielding TaskCtl) or an `async def` function, got {func!r}"
+                )
+            if task_type in self._specs:
+                raise ValueError(
+                    f"task type {task_type!r} is already mounted on plugin {self.name!r}; "
+                    f"choose another name or another plugin"
+                )
+            self._specs[task_type] = TaskSpec(task_type, func, is_generator, _fillable_parameters(func))
+            return func
+
+        return decorate
+
+    def spec(self, task_type: str) -> TaskSpec:
+        """The mounted spec of ``task_type`` (internal); raises UnknownTaskType."""
+        try:
+            return self._specs[task_type]
+        except (KeyError, TypeError):
+            known = ", ".join(map(repr, self._specs)) or "none"
+            raise UnknownTaskType(
+                f"plugin {self.name!r} has no task type {task_type!r} (mounted: {known}); "
+                f"mount it with @plugin.mount_async_task({task_type!r})"
+            ) from None
+
+    def on_disabled(self) -> Callable[[F], F]:
+        """Register the decorated ``async def`` as a cleanup hook for :meth:`disable`.
+
+        Hooks run in registration order; the function is returned unchanged::
+
+            @plugin.on_disabled()
+            async def cleanup():
+                count = await task.stop_all()
+        """
+
+        def decorate(func: F) -> F:
+            if not inspect.iscoroutinefunction(func):
+                raise TypeError(f"on_disabled() needs an `async def` function taking no arguments, got {func!r}")
+            self._cleanup.append(func)
+            return func
+
+        return decorate
+
+    async def disable(self) -> None:
+        """Run every ``on_disabled`` hook, in the order they were registered.
+
+        A hook that raises does not stop the others: each failure is logged on
+        the ``trio_tasks`` logger, and once all hooks have run the failures are
+        raised together as an :class:`ExceptionGroup`.
+        """
+        failures: list[Exception] = []
+        for hook in self._cleanup:
+            try:
+                await hook()
+            except Exception as exc:
+                logger.exception("on_disabled hook %r of plugin %r failed", hook, self.name)
+                failures.append(exc)
+        if failures:
+            raise ExceptionGroup(f"{len(failures)} on_disabled hook(s) of plugin {self.name!r} failed", failures)
