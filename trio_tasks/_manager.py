@@ -38,6 +38,12 @@ _STOPPED = TaskCtl.cancel("Cancelled by stop_all()")
 _CLOSED = TaskCtl.cancel("Cancelled: the task manager closed")
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+_current_task = trio.lowlevel.current_task
+_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+
+
+def _refuse_abort(raise_cancel: object) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED  # the task is accepted: start must return its handle
 
 
 @final
@@ -139,8 +145,10 @@ class TaskManager:
     ) -> AsyncTaskHandle:
         """Start ``plugin``'s ``task_type`` body as ``func(handle, *args, **kwargs)``.
 
-        Returns once the task is registered and running: from then on
-        :meth:`is_running` is True and the handle accepts ``notify``. If the
+        Returns once the task is registered and its body has begun (it has
+        run up to its first blocking checkpoint, or ended): from then on
+        :meth:`is_running` is True until it ends and the handle accepts
+        ``notify``. If the
         body declares ``task_id`` or ``chat_key`` parameters that were not
         passed, they are filled from this call's arguments. ``on_terminal``
         is called exactly once with the task's terminal TaskCtl, after the
@@ -183,9 +191,11 @@ class TaskManager:
             handle._body = spec.func(handle, *args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"cannot start {task_type}:{task_id}: {exc}") from exc
-        gen.nursery.start_soon(run_task, handle, name=f"trio_tasks:{task_type}:{task_id}")
+        gen.nursery.start_soon(run_task, handle, _current_task(), name=f"trio_tasks:{task_type}:{task_id}")
         self._live[key] = handle
-        await _cancel_shielded_checkpoint()
+        # Park until the runner has begun (it reschedules us first thing): when
+        # start returns, the body has run up to its first blocking checkpoint.
+        await _wait_task_rescheduled(_refuse_abort)
         return handle
 
     # -- looking ---------------------------------------------------------------

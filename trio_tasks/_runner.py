@@ -34,9 +34,10 @@ _PROGRESS = TaskSignal.PROGRESS
 _DONE = TaskCtl.success()
 CANCELLED_FROM_OUTSIDE = TaskCtl.cancel("Cancelled from outside the task manager")
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_reschedule = trio.lowlevel.reschedule
 
 
-async def run_task(handle: AsyncTaskHandle) -> None:
+async def run_task(handle: AsyncTaskHandle, starter: trio.lowlevel.Task) -> None:
     """Drive ``handle``'s body to its end and report exactly one terminal TaskCtl.
 
     Exceptions from the body end the task FAIL (or CANCEL for
@@ -44,6 +45,7 @@ async def run_task(handle: AsyncTaskHandle) -> None:
     BaseExceptions (KeyboardInterrupt) propagate after the terminal is
     reported, so that Trio's cancel scopes and the user see them.
     """
+    _reschedule(starter)  # `start` returns once this step yields
     manager = handle._manager
     bind_manager(manager)
     body = handle._body

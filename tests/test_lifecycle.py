@@ -1,0 +1,429 @@
+"""The lifecycle contract of design.md: one test per row of its table, plus the ordering rules.
+
+Every test checks the terminal signal, that the terminal callback fired exactly
+once, and the order at the end of a task: the body's generator is closed, the
+task is no longer running, ``get_state`` shows the terminal, then the callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from trio_tasks import (
+    AsyncTaskHandle,
+    ManagerClosed,
+    Plugin,
+    TaskCtl,
+    TaskManager,
+    TaskSignal,
+    open_task_manager,
+    task,
+)
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
+
+plugin = Plugin(name="Lifecycle", module_name="lifecycle")
+
+
+@attrs.define
+class Ending:
+    """What a terminal callback saw when it ran."""
+
+    ctl: TaskCtl
+    running: bool
+    state: TaskCtl | None
+    handle: AsyncTaskHandle | None
+    log_before: list[str]
+
+
+@attrs.define
+class Recorder:
+    """A terminal callback that records what it saw, and a shared event log."""
+
+    manager: TaskManager
+    task_type: str
+    task_id: str
+    log: list[str] = attrs.Factory(list)
+    endings: list[Ending] = attrs.Factory(list)
+
+    def __call__(self, ctl: TaskCtl) -> None:
+        self.endings.append(
+            Ending(
+                ctl,
+                self.manager.is_running(self.task_type, self.task_id),
+                self.manager.get_state(self.task_type, self.task_id),
+                self.manager.get_handle(self.task_type, self.task_id),
+                list(self.log),
+            )
+        )
+        self.log.append("callback")
+
+    def only(self) -> Ending:
+        """The one ending; fails unless the callback fired exactly once, in order."""
+        assert len(self.endings) == 1, self.endings
+        ending = self.endings[0]
+        assert ending.running is False
+        assert ending.handle is None
+        assert ending.state is ending.ctl
+        assert "closed" in ending.log_before, "the body's generator must be closed before the callback"
+        return ending
+
+
+LOGS: dict[str, list[str]] = {}
+
+
+@plugin.mount_async_task("scripted")
+async def scripted(handle: AsyncTaskHandle, steps: list[Any]) -> AsyncIterator[Any]:
+    """Runs ``steps``: TaskCtl or other values are yielded, callables are awaited."""
+    log = LOGS[handle.task_id]
+    try:
+        for step in steps:
+            if callable(step):
+                await step(handle)
+            else:
+                yield step
+    finally:
+        log.append("closed")
+
+
+async def start(manager: TaskManager, task_id: str, *steps: Any) -> Recorder:
+    recorder = Recorder(manager, "scripted", task_id)
+    LOGS[task_id] = recorder.log
+    await manager.start("scripted", task_id, "chat", plugin, list(steps), on_terminal=recorder)
+    return recorder
+
+
+async def park(handle: AsyncTaskHandle) -> None:
+    await trio.sleep_forever()
+
+
+def raising(exc: BaseException) -> Callable[[AsyncTaskHandle], Any]:
+    async def step(handle: AsyncTaskHandle) -> None:
+        raise exc
+
+    return step
+
+
+# -- row 1: the body yields a terminal TaskCtl ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "terminal",
+    [
+        TaskCtl.success("built", data={"url": "u"}),
+        TaskCtl.fail("broke", error=ValueError("x")),
+        TaskCtl.cancel("gave up"),
+    ],
+)
+async def test_yielded_terminal_is_the_outcome(terminal: TaskCtl) -> None:
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", TaskCtl.report_progress("working", 50), terminal, TaskCtl.success("never"))
+    assert rec.only().ctl is terminal
+
+
+# -- row 2: the body returns without a terminal ------------------------------------------
+
+
+async def test_return_without_terminal_is_success() -> None:
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", TaskCtl.report_progress("working", 50))
+    ending = rec.only()
+    assert ending.ctl.signal is TaskSignal.SUCCESS
+    assert ending.ctl.message == "Done"
+
+
+@plugin.mount_async_task("coroutine")
+async def coroutine_body(handle: AsyncTaskHandle, result: Any) -> Any:
+    await trio.sleep(1)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+@pytest.mark.parametrize(
+    ("result", "signal", "data"),
+    [
+        (None, TaskSignal.SUCCESS, None),
+        ({"rows": 3}, TaskSignal.SUCCESS, {"rows": 3}),
+        (TaskCtl.fail("bad data"), TaskSignal.FAIL, None),
+        (ValueError("no rows"), TaskSignal.FAIL, "exception"),
+    ],
+)
+async def test_coroutine_body_return_value(
+    autojump_clock: trio.testing.MockClock, result: Any, signal: TaskSignal, data: Any
+) -> None:
+    endings: list[TaskCtl] = []
+    async with open_task_manager() as manager:
+        await manager.start("coroutine", "C", "chat", plugin, result, on_terminal=endings.append)
+        await trio.sleep(2)
+    [ctl] = endings
+    assert ctl.signal is signal
+    assert ctl.data is result if data == "exception" else ctl.data == data
+
+
+# -- row 3: the body raises an Exception ----------------------------------------------------
+
+
+async def test_exception_is_fail_with_the_exception_as_data(caplog: pytest.LogCaptureFixture) -> None:
+    error = ValueError("disk full")
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", TaskCtl.report_progress("writing", 10), raising(error))
+    ending = rec.only()
+    assert ending.ctl.signal is TaskSignal.FAIL
+    assert ending.ctl.data is error
+    assert ending.ctl.message == "disk full"
+    [record] = [r for r in caplog.records if r.name == "trio_tasks"]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert record.exc_info[1] is error
+
+
+async def test_exception_without_text_is_named_by_its_type() -> None:
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", raising(LookupError()))
+    assert rec.only().ctl.message == "LookupError"
+
+
+async def test_exception_group_from_a_nursery_in_the_body_is_fail() -> None:
+    async def crash_in_nursery(handle: AsyncTaskHandle) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            raise KeyError("lost")
+
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", crash_in_nursery)
+    ctl = rec.only().ctl
+    assert ctl.signal is TaskSignal.FAIL
+    assert isinstance(ctl.data, ExceptionGroup)
+    assert ctl.data.subgroup(KeyError) is not None
+
+
+# -- row 4: the body yields something that is not a TaskCtl ---------------------------------
+
+
+@pytest.mark.parametrize("item", [42, "progress", None, {"signal": "success"}])
+async def test_non_taskctl_yield_is_fail_saying_what(item: Any) -> None:
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", item, TaskCtl.success("never"))
+    ctl = rec.only().ctl
+    assert ctl.signal is TaskSignal.FAIL
+    assert repr(item) in ctl.message
+    assert "not a TaskCtl" in ctl.message
+    assert isinstance(ctl.data, TypeError)
+
+
+# -- row 5: cancel or stop_all cancels the task's scope ---------------------------------------
+
+
+async def test_cancel_ends_cancel_and_returns_after_the_callback() -> None:
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", TaskCtl.report_progress("working", 10), park)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await manager.cancel("scripted", "T") is True
+        assert rec.log == ["closed", "callback"], "cancel returns only after the callback ran"
+        assert await manager.cancel("scripted", "T") is False
+    assert rec.only().ctl.signal is TaskSignal.CANCEL
+
+
+async def test_stop_all_cancels_every_task_with_one_callback_each() -> None:
+    async with open_task_manager() as manager:
+        recs = [await start(manager, f"T{i}", park) for i in range(5)]
+        assert await manager.stop_all() == 5
+        assert all(rec.log == ["closed", "callback"] for rec in recs), "stop_all returns after every callback"
+        assert manager.get_running_tasks() == []
+        assert await manager.stop_all() == 0
+        after = await start(manager, "after", TaskCtl.success("later"))
+    assert [rec.only().ctl.signal for rec in recs] == [TaskSignal.CANCEL] * 5
+    assert after.only().ctl.message == "later", "tasks started after stop_all run normally"
+
+
+async def test_cancel_during_cleanup_after_a_terminal_keeps_the_terminal(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ends: list[TaskCtl] = []
+
+    @plugin.mount_async_task("slow_cleanup")
+    async def slow_cleanup(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+        try:
+            yield TaskCtl.success("finished")
+        finally:
+            await trio.sleep(10)  # cleanup that a cancel interrupts
+
+    async with open_task_manager() as manager:
+        await manager.start("slow_cleanup", "S", "chat", plugin, on_terminal=ends.append)
+        await trio.sleep(1)
+        assert await manager.cancel("slow_cleanup", "S") is True
+    assert [ctl.message for ctl in ends] == ["finished"]
+
+
+# -- row 6: WaitCancelled escapes the body -------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["cancel_wait", "cancel_all"])
+async def test_wait_cancelled_escaping_is_cancel(how: str) -> None:
+    async def wait_approval(handle: AsyncTaskHandle) -> None:
+        await handle.wait("approval")
+
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", wait_approval, TaskCtl.success("never"))
+        await trio.testing.wait_all_tasks_blocked()
+        handle = manager.get_handle("scripted", "T")
+        assert handle is not None
+        if how == "cancel_wait":
+            assert handle.cancel_wait("approval") is True
+        else:
+            assert handle.cancel_all() == 1
+        await trio.testing.wait_all_tasks_blocked()
+        assert not manager.is_running("scripted", "T")
+    ctl = rec.only().ctl
+    assert ctl.signal is TaskSignal.CANCEL
+    assert "approval" in ctl.message
+
+
+# -- row 7: the manager's block ends with the task still running ---------------------------------
+
+
+async def test_block_end_cancels_running_tasks_before_exiting() -> None:
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", park)
+    assert rec.only().ctl.signal is TaskSignal.CANCEL
+    assert rec.log == ["closed", "callback"], "the block exits only after the callback"
+    assert manager.get_running_tasks() == []
+    with pytest.raises(ManagerClosed):
+        await start(manager, "late", TaskCtl.success())
+
+
+async def test_grace_period_lets_tasks_finish_then_cancels_the_rest(autojump_clock: trio.testing.MockClock) -> None:
+    async def nap(seconds: float) -> Callable[[AsyncTaskHandle], Any]:
+        async def step(handle: AsyncTaskHandle) -> None:
+            await trio.sleep(seconds)
+
+        return step
+
+    async with open_task_manager(grace_period=5) as manager:
+        quick = await start(manager, "quick", await nap(3), TaskCtl.success("made it"))
+        slow = await start(manager, "slow", await nap(60), TaskCtl.success("too late"))
+        closing_at = trio.current_time()
+    assert trio.current_time() - closing_at == 5
+    assert quick.only().ctl.message == "made it"
+    assert slow.only().ctl.signal is TaskSignal.CANCEL
+
+
+async def test_exception_in_the_block_propagates_unwrapped_after_cancelling() -> None:
+    recs: list[Recorder] = []
+    with pytest.raises(ZeroDivisionError):  # noqa: PT012 - the raise happens inside the manager's block
+        async with open_task_manager() as manager:
+            recs.append(await start(manager, "T", park))
+            await trio.testing.wait_all_tasks_blocked()
+            1 / 0  # noqa: B018
+    [rec] = recs
+    assert rec.only().ctl.signal is TaskSignal.CANCEL
+
+
+# -- row 8: a scope around the manager is cancelled ---------------------------------------------
+
+
+async def test_outside_cancellation_cancels_tasks_then_propagates() -> None:
+    with trio.CancelScope() as outer:
+        async with open_task_manager() as manager:
+            rec = await start(manager, "T", park)
+            await trio.testing.wait_all_tasks_blocked()
+            outer.cancel()
+            await trio.sleep_forever()
+    assert outer.cancelled_caught, "the Cancelled reached the scope that was cancelled"
+    assert rec.only().ctl.signal is TaskSignal.CANCEL
+
+
+# -- row 9: a BaseException in the body --------------------------------------------------------
+
+
+async def test_keyboard_interrupt_in_body_is_fail_then_propagates() -> None:
+    with pytest.raises(KeyboardInterrupt):  # noqa: PT012 - a task's interrupt escapes the manager's block
+        async with open_task_manager() as manager:
+            bystander = await start(manager, "bystander", park)
+            await trio.testing.wait_all_tasks_blocked()
+            rec = await start(manager, "T", raising(KeyboardInterrupt()))
+            await trio.sleep_forever()
+    ctl = rec.only().ctl
+    assert ctl.signal is TaskSignal.FAIL
+    assert isinstance(ctl.data, KeyboardInterrupt)
+    assert bystander.only().ctl.signal is TaskSignal.CANCEL
+
+
+# -- callbacks, history and the `task` facade -------------------------------------------------------
+
+
+async def test_a_raising_callback_is_logged_and_harms_nobody(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(ctl: TaskCtl) -> None:
+        raise RuntimeError("callback bug")
+
+    async with open_task_manager() as manager:
+        LOGS["bad"] = []
+        await manager.start("scripted", "bad", "chat", plugin, [], on_terminal=broken)
+        good = await start(manager, "good", park)
+        await trio.testing.wait_all_tasks_blocked()
+        assert manager.get_state("scripted", "bad") == TaskCtl.success()
+        assert manager.is_running("scripted", "good")
+    assert good.only().ctl.signal is TaskSignal.CANCEL
+    messages = [r.getMessage() for r in caplog.records if r.name == "trio_tasks"]
+    assert any("on_terminal callback of task scripted:bad raised" in m for m in messages)
+
+
+async def test_history_is_bounded_and_keeps_the_latest() -> None:
+    async with open_task_manager(history_limit=2) as manager:
+        for i in range(3):
+            await start(manager, f"T{i}", TaskCtl.success(f"done {i}"))
+            await trio.testing.wait_all_tasks_blocked()
+        assert manager.get_state("scripted", "T0") is None, "the oldest ended task is forgotten"
+        assert manager.get_state("scripted", "T1") == TaskCtl.success("done 1")
+        assert manager.get_state("scripted", "T2") == TaskCtl.success("done 2")
+        # Running a finished id again makes it the newest entry.
+        await start(manager, "T1", TaskCtl.success("again"))
+        await trio.testing.wait_all_tasks_blocked()
+        await start(manager, "T3", TaskCtl.success("done 3"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert manager.get_state("scripted", "T1") == TaskCtl.success("again")
+        assert manager.get_state("scripted", "T2") is None
+
+
+async def test_zero_history_forgets_ended_tasks() -> None:
+    async with open_task_manager(history_limit=0) as manager:
+        rec = await start(manager, "T", TaskCtl.success())
+        await trio.testing.wait_all_tasks_blocked()
+        assert manager.get_state("scripted", "T") is None
+    assert rec.endings[0].state is None  # nothing kept, even inside the callback
+
+
+async def test_state_is_the_latest_progress_while_running() -> None:
+    async def checkpoint(handle: AsyncTaskHandle) -> None:
+        await trio.sleep_forever()
+
+    async with open_task_manager() as manager:
+        await start(manager, "T", TaskCtl.report_progress("one", 10), TaskCtl.report_progress("two", 20), checkpoint)
+        await trio.testing.wait_all_tasks_blocked()
+        assert manager.get_state("scripted", "T") == TaskCtl.report_progress("two", 20)
+        assert manager.get_running_tasks() == ["scripted:T"]
+
+
+async def test_task_facade_inside_a_body_is_its_manager() -> None:
+    seen: list[list[str]] = []
+
+    async def look(handle: AsyncTaskHandle) -> None:
+        seen.append(task.get_running_tasks())
+
+    async with open_task_manager() as outer_manager:
+        async with open_task_manager() as inner_manager:
+            await start(inner_manager, "inner", look)
+            await trio.testing.wait_all_tasks_blocked()
+        await start(outer_manager, "outer", look)
+        await trio.testing.wait_all_tasks_blocked()
+    assert seen == [["scripted:inner"], ["scripted:outer"]]
