@@ -1,0 +1,158 @@
+"""The scenarios run by trio_tasks itself, through its public API only.
+
+Every run opens a fresh ``trio.run`` and one ``open_task_manager(history_limit=n)``
+(so ``get_state`` keeps every task's terminal, like the floor's dict of
+states), starts tasks with ``await manager.start(...)``, reaches them with
+``manager.get_handle(...).notify(...)`` and stops them with
+``await manager.stop_all()``.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from trio_tasks import Plugin, TaskManager, TaskSignal, open_task_manager
+
+from .common import (
+    CHAT_KEY,
+    PROGRESS_TASKS,
+    WAIT_KEY,
+    BenchmarkError,
+    MemoryProbe,
+    Sample,
+    Span,
+    Terminals,
+    idle_body,
+    progress_body,
+    settle,
+    spawn_body,
+    task_ids,
+    timed_and_traced,
+)
+
+__all__ = ["idle", "notify", "progress", "spawn", "stop_all"]
+
+plugin = Plugin(name="Benchmarks", module_name="benchmarks")
+plugin.mount_async_task("spawn")(spawn_body)
+plugin.mount_async_task("idle")(idle_body)
+plugin.mount_async_task("progress")(progress_body)
+
+_SUCCESS = TaskSignal.SUCCESS
+_CANCEL = TaskSignal.CANCEL
+
+
+def spawn(n: int) -> Sample:
+    """Start ``n`` tasks that report once and succeed; time from the first start to the last callback."""
+    return trio.run(_spawn, n)
+
+
+async def _spawn(n: int) -> Sample:
+    ids = task_ids(n)
+    done = trio.Event()
+    terminals = Terminals(n, _SUCCESS, done.set)
+    async with open_task_manager(history_limit=n) as manager:
+        start = manager.start
+        span = Span()
+        for task_id in ids:
+            await start("spawn", task_id, CHAT_KEY, plugin, on_terminal=terminals)
+        await done.wait()
+        span.stop_at_done(terminals)
+    terminals.check("trio_tasks spawn")
+    return span.sample(terminals, n)
+
+
+async def _start_parked(manager: TaskManager, ids: list[str], terminals: Terminals) -> None:
+    start = manager.start
+    for task_id in ids:
+        await start("idle", task_id, CHAT_KEY, plugin, on_terminal=terminals)
+
+
+def _notify_all(manager: TaskManager, ids: list[str]) -> None:
+    get_handle = manager.get_handle
+    for task_id in ids:
+        handle = get_handle("idle", task_id)
+        assert handle is not None
+        handle.notify(WAIT_KEY)
+
+
+def idle(n: int, trace: bool = True) -> Sample:
+    """Start ``n`` tasks parked in ``handle.wait``: time to start them all, and tracemalloc bytes per task."""
+    return timed_and_traced(lambda size, traced: trio.run(_idle, size, traced), n, trace)
+
+
+async def _idle(n: int, trace: bool) -> Sample:
+    ids = task_ids(n)
+    done = trio.Event()
+    terminals = Terminals(n, _SUCCESS, done.set)
+    probe = MemoryProbe(trace)
+    async with open_task_manager(history_limit=n) as manager:
+        probe.begin()
+        span = Span()
+        await _start_parked(manager, ids, terminals)
+        span.stop()
+        bytes_per_task = probe.end(n)
+        _notify_all(manager, ids)
+        await done.wait()
+    terminals.check("trio_tasks idle")
+    return span.sample(terminals, n, bytes_per_task)
+
+
+def notify(n: int) -> Sample:
+    """``n`` parked tasks; time from the first ``notify`` until the last callback."""
+    return trio.run(_notify, n)
+
+
+async def _notify(n: int) -> Sample:
+    ids = task_ids(n)
+    done = trio.Event()
+    terminals = Terminals(n, _SUCCESS, done.set)
+    async with open_task_manager(history_limit=n) as manager:
+        await _start_parked(manager, ids, terminals)
+        settle()
+        span = Span()
+        _notify_all(manager, ids)
+        await done.wait()
+        span.stop_at_done(terminals)
+    terminals.check("trio_tasks notify")
+    return span.sample(terminals, n)
+
+
+def stop_all(n: int) -> Sample:
+    """``n`` parked tasks; time for ``stop_all`` to return (every callback has fired by then)."""
+    return trio.run(_stop_all, n)
+
+
+async def _stop_all(n: int) -> Sample:
+    ids = task_ids(n)
+    terminals = Terminals(n, _CANCEL, lambda: None)
+    async with open_task_manager(history_limit=n) as manager:
+        await _start_parked(manager, ids, terminals)
+        settle()
+        span = Span()
+        stopped = await manager.stop_all()
+        span.stop()
+        fired = terminals.count
+    terminals.check("trio_tasks stop_all")
+    if stopped != n or fired != n:
+        raise BenchmarkError(f"stop_all returned {stopped} with {fired} of {n} callbacks fired")
+    return span.sample(terminals, n)
+
+
+def progress(updates: int) -> Sample:
+    """PROGRESS_TASKS tasks each yielding ``updates`` progress reports; time to the last callback."""
+    return trio.run(_progress, updates)
+
+
+async def _progress(updates: int) -> Sample:
+    ids = task_ids(PROGRESS_TASKS)
+    done = trio.Event()
+    terminals = Terminals(PROGRESS_TASKS, _SUCCESS, done.set)
+    async with open_task_manager(history_limit=PROGRESS_TASKS) as manager:
+        start = manager.start
+        span = Span()
+        for task_id in ids:
+            await start("progress", task_id, CHAT_KEY, plugin, updates, on_terminal=terminals)
+        await done.wait()
+        span.stop_at_done(terminals)
+    terminals.check("trio_tasks progress")
+    return span.sample(terminals, PROGRESS_TASKS * updates)
