@@ -27,6 +27,8 @@ from ._errors import (
     NoTaskManager,
     TaskAlreadyRunning,
     TaskError,
+    TaskTimeout,
+    TooManyTasks,
     UnknownTaskType,
     WaitCancelled,
 )
@@ -34,6 +36,7 @@ from ._facade import task
 from ._handle import AgentNotice, AsyncTaskHandle
 from ._manager import TaskManager, open_task_manager
 from ._plugin import Plugin
+from ._retry import RetryPolicy
 
 __all__ = [
     "AgentNotice",
@@ -41,11 +44,14 @@ __all__ = [
     "ManagerClosed",
     "NoTaskManager",
     "Plugin",
+    "RetryPolicy",
     "TaskAlreadyRunning",
     "TaskCtl",
     "TaskError",
     "TaskManager",
     "TaskSignal",
+    "TaskTimeout",
+    "TooManyTasks",
     "UnknownTaskType",
     "WaitCancelled",
     "open_task_manager",
