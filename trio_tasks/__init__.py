@@ -34,9 +34,12 @@ from ._errors import (
 )
 from ._facade import task
 from ._handle import AgentNotice, AsyncTaskHandle
+from ._info import TaskInfo
 from ._manager import TaskManager, open_task_manager
 from ._plugin import Plugin
+from ._portal import TaskPortal
 from ._retry import RetryPolicy
+from ._watch import TaskEvent, TaskEvents
 
 __all__ = [
     "AgentNotice",
@@ -48,7 +51,11 @@ __all__ = [
     "TaskAlreadyRunning",
     "TaskCtl",
     "TaskError",
+    "TaskEvent",
+    "TaskEvents",
+    "TaskInfo",
     "TaskManager",
+    "TaskPortal",
     "TaskSignal",
     "TaskTimeout",
     "TooManyTasks",

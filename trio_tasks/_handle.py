@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._groups import Countdown, Generation
     from ._manager import TaskManager
     from ._plugin import Plugin
+    from ._watch import TaskEvents
 
 __all__ = ["AgentNotice", "AsyncTaskHandle"]
 
@@ -104,6 +105,7 @@ class AsyncTaskHandle:
     _waits: dict[str, _Waiter] | None = None
     _pending: dict[str, Any] | None = None
     _countdowns: list[Countdown] | None = None
+    _watchers: list[TaskEvents] | None = None
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     def __repr__(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import sys
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,9 +19,12 @@ from ._errors import ManagerClosed, TaskAlreadyRunning
 from ._facade import bind_manager, unbind_manager
 from ._groups import Countdown, Filter, Generation
 from ._handle import AgentNotice, AsyncTaskHandle
+from ._info import TaskInfo, info_of
 from ._limits import Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
+from ._portal import TaskPortal
 from ._runner import Retrying, run_task
+from ._watch import TaskEvents, event_filter, event_of, publish
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -97,6 +101,8 @@ class TaskManager:
         self._gen: Generation | None = None
         self._callbacks: trio.Nursery | None = None
         self._all_ended = trio.Event()
+        self._keyed_watchers: dict[Key, list[TaskEvents]] = {}
+        self._broad_watchers: list[TaskEvents] = []
         self._closed = False
         self._notice_send, self._notice_recv = trio.open_memory_channel[AgentNotice](NOTICE_BUFFER)
 
@@ -192,6 +198,8 @@ class TaskManager:
         except TypeError as exc:
             raise TypeError(f"cannot start {task_type}:{task_id}: {exc}") from exc
         retrying = None if spec.retry is None else Retrying(spec.retry, spec.func, args, kwargs)
+        if self._keyed_watchers or self._broad_watchers:
+            self._attach_watchers(handle, key)
         for limiter in limits:
             limiter.live += 1
         gen.nursery.start_soon(
@@ -235,6 +243,21 @@ class TaskManager:
         if which.everything:
             return [f"{task_type}:{task_id}" for task_type, task_id in self._live]
         return [f"{handle.task_type}:{handle.task_id}" for handle in which.select(self._live.values())]
+
+    def list_tasks(
+        self, *, plugin: Plugin | None = None, task_type: str | None = None, chat_key: str | None = None
+    ) -> list[TaskInfo]:
+        """What the manager knows of each task: the running (and queued) ones in start order, then
+        the ended ones kept in the history, oldest first. The filters work as in :meth:`get_running_tasks`::
+
+            for info in manager.list_tasks(chat_key="chat-1"):
+                print(info.task_id, info.status, info.state)
+        """
+        which = Filter(plugin, task_type, chat_key)
+        now = trio.current_time()
+        live = which.select(self._live.values())
+        ended = which.select(self._history.values())
+        return [info_of(handle, now) for handle in (*live, *ended)]
 
     # -- cancelling ---------------------------------------------------------------
 
@@ -349,6 +372,100 @@ class TaskManager:
             handle._ask_cancel()
             handle._scope.cancel()
 
+    # -- watching ---------------------------------------------------------------
+
+    def watch(
+        self,
+        task_type: str | None = None,
+        task_id: str | None = None,
+        *,
+        chat_key: str | None = None,
+        buffer: int | None = 256,
+    ) -> TaskEvents:
+        """Stream every progress and terminal TaskCtl of the matching tasks, as :class:`TaskEvent` values.
+
+        ``watch(task_type, task_id)`` follows one task (started already or
+        later) and ends after its terminal event; ``watch(task_type)``,
+        ``watch(chat_key=...)`` and ``watch()`` follow every matching task
+        until the manager closes. Events flow from entering the ``async
+        with`` block, starting with the current state of each matching
+        running task. A slow reader never slows a task: past ``buffer``
+        unread progress events the oldest are dropped and counted in
+        ``events.dropped`` (``buffer=None``: keep all); terminal events are
+        never dropped::
+
+            async with manager.watch(chat_key="chat-1") as events:
+                async for event in events:
+                    await send_to_browser(event.task_id, event.ctl.message, event.ctl.progress)
+
+        Raises:
+            TypeError: a filter is not a str, or ``task_id`` is given without ``task_type``.
+            ValueError: ``buffer`` is not None or an int >= 1.
+        """
+        matches, key = event_filter(task_type, task_id, chat_key)
+        if buffer is not None and (isinstance(buffer, bool) or not isinstance(buffer, int)):
+            raise TypeError(f"buffer must be None or an int >= 1, got {buffer!r}")
+        if buffer is not None and buffer < 1:
+            raise ValueError(f"buffer must be >= 1 (or None to keep every event), got {buffer!r}")
+        return TaskEvents(self, matches, key, math.inf if buffer is None else buffer)
+
+    def _subscribe(self, events: TaskEvents) -> None:
+        """Start feeding ``events``: the current states first, then every update."""
+        if self._all_ended.is_set():
+            events.close()
+            return
+        key = events.task_key
+        if key is not None:
+            self._keyed_watchers.setdefault(key, []).append(events)
+            handle = self._live.get(key)
+            handles = [] if handle is None else [handle]
+        else:
+            self._broad_watchers.append(events)
+            handles = [handle for handle in self._live.values() if events.matches(handle)]
+        for handle in handles:
+            if handle._watchers is None:
+                handle._watchers = [events]
+            else:
+                handle._watchers.append(events)
+            if handle._state is not None:
+                events.push(event_of(handle, handle._state))
+
+    def _unsubscribe(self, events: TaskEvents) -> None:
+        key = events.task_key
+        if key is not None:
+            watchers = self._keyed_watchers.get(key)
+            if watchers is not None and events in watchers:
+                watchers.remove(events)
+                if not watchers:
+                    del self._keyed_watchers[key]
+            handle = self._live.get(key)
+            handles = [] if handle is None else [handle]
+        else:
+            if events in self._broad_watchers:
+                self._broad_watchers.remove(events)
+            handles = list(self._live.values())
+        for handle in handles:
+            if handle._watchers is not None and events in handle._watchers:
+                handle._watchers.remove(events)
+
+    def _attach_watchers(self, handle: AsyncTaskHandle, key: Key) -> None:
+        watchers = [events for events in self._broad_watchers if events.matches(handle)]
+        watchers += self._keyed_watchers.get(key, ())
+        if watchers:
+            handle._watchers = watchers
+
+    # -- other threads ---------------------------------------------------------------
+
+    def portal(self) -> TaskPortal:
+        """A :class:`TaskPortal` through which other threads drive this manager.
+
+        Call it in Trio and hand the portal to the thread::
+
+            portal = manager.portal()
+            await trio.to_thread.run_sync(gui_main_loop, portal)
+        """
+        return TaskPortal(self, trio.lowlevel.current_trio_token())
+
     # -- agent notices ---------------------------------------------------------------
 
     def agent_notices(self) -> trio.MemoryReceiveChannel[AgentNotice]:
@@ -433,6 +550,9 @@ class TaskManager:
             history[key] = handle
             if len(history) > self._history_limit:
                 history.popitem(last=False)
+        if handle._watchers:
+            publish(handle, terminal)
+            self._keyed_watchers.pop(key, None)  # a watch of one task ends with its terminal event
         callback = handle._on_terminal
         if callback is not None:
             try:
@@ -494,6 +614,8 @@ class TaskManager:
                     else:
                         self._callbacks.cancel_scope.cancel()
                 self._all_ended.set()
+                for events in [*self._broad_watchers, *(w for ws in self._keyed_watchers.values() for w in ws)]:
+                    events.close()
 
 
 def _check_options(

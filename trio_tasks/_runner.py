@@ -21,6 +21,7 @@ import trio
 from ._ctl import TaskCtl, TaskSignal
 from ._errors import TaskTimeout, WaitCancelled
 from ._facade import bind_manager
+from ._watch import publish
 
 if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
@@ -133,7 +134,11 @@ async def _drive(handle: AsyncTaskHandle, body: Any, attempt: int | None) -> Tas
     async for item in body:
         if item.__class__ is TaskCtl:
             if item.signal is _PROGRESS:
-                handle._state = item if attempt is None else attrs.evolve(item, attempt=attempt)
+                if attempt is not None:
+                    item = attrs.evolve(item, attempt=attempt)
+                handle._state = item
+                if handle._watchers:
+                    publish(handle, item)
                 continue
             return item
         return _not_a_ctl(handle, item)
@@ -150,7 +155,7 @@ async def _take_slots(handle: AsyncTaskHandle, limits: tuple[Limiter, ...], held
                 limiter.slots.acquire_nowait()
             except trio.WouldBlock:
                 handle._queued = True
-                handle._state = TaskCtl.report_progress(limiter.queued_message(), 0)
+                _report(handle, TaskCtl.report_progress(limiter.queued_message(), 0))
                 await limiter.slots.acquire()
             held.append(limiter)
         if handle._queued:
@@ -159,6 +164,13 @@ async def _take_slots(handle: AsyncTaskHandle, limits: tuple[Limiter, ...], held
         if handle._queued:
             handle._queued = False
             handle._state = None
+
+
+def _report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
+    """Make ``ctl`` the task's state and tell its watchers."""
+    handle._state = ctl
+    if handle._watchers:
+        publish(handle, ctl)
 
 
 def _retries(handle: AsyncTaskHandle, policy: RetryPolicy, attempt: int, exc: Exception) -> bool:
@@ -182,7 +194,7 @@ async def _back_off(handle: AsyncTaskHandle, retrying: Retrying, attempt: int, e
         exc_info=exc,
     )
     message = f"Attempt {attempt} of {policy.attempts} failed: {error}; retrying in {delay:g}s"
-    handle._state = TaskCtl(_PROGRESS, message, None, 0, attempt + 1)
+    _report(handle, TaskCtl(_PROGRESS, message, None, 0, attempt + 1))
     handle._backing_off = True  # a cancel request now cancels at once: no body is running
     try:
         await trio.sleep(delay)
