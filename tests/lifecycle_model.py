@@ -2,13 +2,18 @@
 
 Scripts are lists of body operations; events are outside actions at given
 times. :func:`predict` simulates them in virtual time and says how each task
-ends (signal and time) and whether a KeyboardInterrupt escapes the manager.
+ends (signal and time), which starts are rejected by a full limit, which async
+terminal callbacks finish, and what escapes the manager.
 
-Every time source (a task's start, an outside event) has its own fractional
-phase; sleeps, timeouts and grace periods are whole seconds. A task's timers
-therefore keep the phase of whatever last woke it, and no two things ever
-happen at the same virtual instant: the model never has to guess Trio's
-scheduling order.
+Times are chosen so that the model never has to guess Trio's scheduling
+order. Every outside event has its own phase (a fraction k/64); sleeps, wait
+timeouts, backoffs and grace periods are whole seconds, so a task's timers
+keep the phase of whatever last woke it. A task's deadline is a whole number
+of seconds plus 1/512 after its body began; a queued task may begin when
+another's deadline passes, so up to five such offsets add up, never reaching
+the 1/64 grid. Async callbacks last a whole number of seconds plus 1/1024, an
+odd multiple that no end of a task or of a grace period can share. So no two
+things that could race ever fall on the same instant.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from trio_tasks import TaskSignal
 
 # Body operations (tuples, so that Hypothesis prints them readably):
 #   ("progress",) ("checkpoint",) ("sleep", s) ("wait", key, timeout | None)
+#   ("until_cancel",)  await handle.cancel_requested(), then yield its own CANCEL
 #   ("raise",) ("junk",) ("terminal", TaskSignal) ("return",) ("interrupt",)
 Op = tuple[Any, ...]
 
 # Outside events: kind is one of "start", "notify", "cancel_wait", "cancel_all",
-# "cancel", "stop_all", "exit", "outer_cancel".
+# "cancel" (with grace), "stop_all" (with grace), "exit", "outer_cancel".
+
+DEADLINE_OFFSET = 1 / 512
+CALLBACK_OFFSET = 1 / 1024
 
 
 @attrs.frozen
@@ -36,13 +45,36 @@ class Event:
     kind: str
     task: int = -1
     key: str = ""
+    grace: int = 0
+
+
+@attrs.frozen
+class Retry:
+    attempts: int
+    backoff: int
+    factor: int
+    max_backoff: int
+
+    def delay(self, failed_attempt: int) -> int:
+        return min(self.backoff * self.factor ** (failed_attempt - 1), self.max_backoff)
+
+
+@attrs.frozen
+class TaskSetup:
+    script: tuple[Op, ...]
+    timeout: int | None = None  # whole seconds; the real deadline adds DEADLINE_OFFSET
+    callback: int | None = None  # None: a sync callback; n: async, lasting n + CALLBACK_OFFSET seconds
 
 
 @attrs.frozen
 class Scenario:
-    scripts: tuple[tuple[Op, ...], ...]
-    events: tuple[Event, ...]  # sorted by time; always ends with "exit" or "outer_cancel"
-    grace: int
+    tasks: tuple[TaskSetup, ...]
+    events: tuple[Event, ...]  # sorted by time
+    grace: int = 0  # the manager's grace_period
+    limit: int | None = None  # max_concurrent
+    on_limit: str = "queue"
+    limit_on_type: bool = False  # the limit is the task type's (else the manager's)
+    retry: Retry | None = None
 
 
 @attrs.define
@@ -53,39 +85,92 @@ class Outcome:
 
 @attrs.define
 class Prediction:
-    outcomes: dict[int, Outcome]  # by task index; tasks never started are absent
+    outcomes: dict[int, Outcome]  # by task index; rejected and never-started tasks are absent
+    rejected: set[int]
+    callbacks_finished: set[int]  # async callbacks that run to their end
     interrupted: bool  # a KeyboardInterrupt escapes the manager's block
     outer_cancelled: bool  # the scope around the manager caught the cancellation
+    notes: set[str] = attrs.Factory(set)  # which paths the scenario took, for Hypothesis statistics
 
 
 @attrs.define
 class _Task:
-    script: Sequence[Op]
+    index: int
+    setup: TaskSetup
     pc: int = 0
+    attempt: int = 1
+    queued: bool = False
+    began: bool = False
     waiting: str | None = None
-    wake_at: float | None = None
+    until_cancel: bool = False
+    wake_at: float | None = None  # end of a sleep, a wait's timeout or a backoff
+    backing_off: bool = False
+    deadline: float | None = None
+    forced_at: float | None = None  # when a pending grace period runs out
+    asked: bool = False
     pending: dict[str, Any] = attrs.Factory(dict)
     waits_closed: bool = False
     outcome: Outcome | None = None
+
+    @property
+    def script(self) -> Sequence[Op]:
+        return self.setup.script
+
+    @property
+    def alive(self) -> bool:
+        return self.outcome is None
+
+    def next_timer(self) -> tuple[float, str] | None:
+        timers = [
+            (when, kind)
+            for when, kind in ((self.wake_at, "wake"), (self.deadline, "deadline"), (self.forced_at, "forced"))
+            if when is not None
+        ]
+        return min(timers) if timers else None
 
 
 class _Sim:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.tasks: dict[int, _Task] = {}
+        self.queue: list[_Task] = []
+        self.rejected: set[int] = set()
         self.interrupted = False
+        self.notes: set[str] = set()
 
-    def running(self) -> list[_Task]:
-        return [t for t in self.tasks.values() if t.outcome is None]
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def alive(self) -> list[_Task]:
+        return [t for t in self.tasks.values() if t.alive]
+
+    def holding_slots(self) -> int:
+        return sum(1 for t in self.alive() if not t.queued)
 
     def end(self, task: _Task, signal: TaskSignal, now: float) -> None:
+        held = task.alive and not task.queued
         task.outcome = Outcome(signal, now)
-        task.waiting = None
-        task.wake_at = None
+        task.waiting = task.wake_at = task.deadline = task.forced_at = None
+        task.until_cancel = task.backing_off = False
+        if task.queued:
+            task.queued = False
+            self.queue.remove(task)
+        if held and self.scenario.on_limit == "queue" and self.queue:
+            self.notes.add("a queued task began when a slot freed")
+            self.begin(self.queue.pop(0), now)
 
     def cancel_everything(self, now: float) -> None:
-        for task in self.running():
+        """Cancel every task at once: queued ones first, so that no slot they free starts one."""
+        for task in sorted(self.alive(), key=lambda t: not t.queued):
             self.end(task, TaskSignal.CANCEL, now)
+
+    # -- running a body ---------------------------------------------------------------------
+
+    def begin(self, task: _Task, now: float) -> None:
+        task.queued = False
+        task.began = True
+        if task.setup.timeout is not None:
+            task.deadline = now + task.setup.timeout + DEADLINE_OFFSET
+        self.advance(task, now)
 
     def advance(self, task: _Task, now: float) -> None:
         """Run ``task`` from its current op until it blocks or ends."""
@@ -111,7 +196,23 @@ class _Sim:
                 task.waiting = key
                 task.wake_at = None if timeout is None else now + timeout
                 return
-            if kind in ("raise", "junk"):
+            if kind == "until_cancel":
+                if task.asked:
+                    self.notes.add("a body saw its cancel request")
+                    self.end(task, TaskSignal.CANCEL, now)
+                else:
+                    task.until_cancel = True
+                return
+            if kind == "raise":
+                retry = self.scenario.retry
+                if retry is not None and task.attempt < retry.attempts and not task.asked:
+                    self.notes.add("an attempt was retried")
+                    task.backing_off = True
+                    task.wake_at = now + retry.delay(task.attempt)
+                    task.attempt += 1
+                    return
+                self.end(task, TaskSignal.FAIL, now)
+            elif kind == "junk":
                 self.end(task, TaskSignal.FAIL, now)
             elif kind == "terminal":
                 self.end(task, op[1], now)
@@ -126,74 +227,154 @@ class _Sim:
             return
         self.end(task, TaskSignal.SUCCESS, now)
 
-    def next_timer(self, before: float) -> tuple[float, _Task] | None:
-        timers = [(t.wake_at, i) for i, t in self.tasks.items() if t.outcome is None and t.wake_at is not None]
-        timers = [(when, i) for when, i in timers if when < before]
-        if not timers:
-            return None
-        when, i = min(timers)
-        return when, self.tasks[i]
+    def fire(self, task: _Task, when: float, kind: str) -> None:
+        if kind == "deadline":
+            self.notes.add("a deadline passed")
+            self.end(task, TaskSignal.FAIL, when)
+        elif kind == "forced":
+            self.notes.add("a grace period ran out")
+            self.end(task, TaskSignal.CANCEL, when)
+        elif task.backing_off:
+            task.backing_off = False
+            task.pc = 0
+            self.advance(task, when)
+        else:
+            self.advance(task, when)
 
     def run_timers_until(self, limit: float) -> None:
-        while not self.interrupted and (timer := self.next_timer(limit)) is not None:
-            when, task = timer
-            self.advance(task, when)
+        while not self.interrupted:
+            timers = [(timer, t.index) for t in self.alive() if (timer := t.next_timer()) is not None]
+            timers = [(timer, index) for timer, index in timers if timer[0] < limit]
+            if not timers:
+                return
+            (when, kind), index = min(timers)
+            self.fire(self.tasks[index], when, kind)
+
+    # -- outside events ---------------------------------------------------------------------
+
+    def ask(self, task: _Task, now: float) -> None:
+        """A cancel request: is_cancelled turns True and cancel_requested() returns."""
+        task.asked = True
+        if task.until_cancel:
+            self.notes.add("a body saw its cancel request")
+            self.end(task, TaskSignal.CANCEL, now)
+
+    def cancel(self, task: _Task, now: float, grace: int) -> None:
+        if not grace or task.queued or task.backing_off:
+            self.end(task, TaskSignal.CANCEL, now)
+            return
+        self.ask(task, now)
+        if task.alive:
+            forced = now + grace
+            task.forced_at = forced if task.forced_at is None else min(task.forced_at, forced)
+
+    def start(self, index: int, now: float) -> None:
+        limit = self.scenario.limit
+        if limit is not None and self.scenario.on_limit == "reject" and len(self.alive()) >= limit:
+            self.rejected.add(index)
+            self.notes.add("a start was rejected")
+            return
+        full = limit is not None and self.scenario.on_limit == "queue" and self.holding_slots() >= limit
+        task = self.tasks[index] = _Task(index, self.scenario.tasks[index])
+        if full:
+            self.notes.add("a start was queued")
+            task.queued = True
+            self.queue.append(task)
+        else:
+            self.begin(task, now)
 
     def apply(self, event: Event) -> None:
         now = event.time
         task = self.tasks.get(event.task)
-        alive = task is not None and task.outcome is None
+        alive = task is not None and task.alive
         if event.kind == "start":
-            new = self.tasks[event.task] = _Task(self.scenario.scripts[event.task])
-            self.advance(new, now)
-        elif event.kind == "notify" and alive:
-            assert task is not None
-            if task.waiting == event.key:
-                self.advance(task, now)
-            else:
-                task.pending[event.key] = "value"
-        elif event.kind == "cancel_wait" and alive:
-            assert task is not None
-            if task.waiting == event.key:
-                self.end(task, TaskSignal.CANCEL, now)
-        elif event.kind == "cancel_all" and alive:
-            assert task is not None
-            task.waits_closed = True
-            if task.waiting is not None:
-                self.end(task, TaskSignal.CANCEL, now)
-        elif event.kind == "cancel" and alive:
-            assert task is not None
-            self.end(task, TaskSignal.CANCEL, now)
+            self.start(event.task, now)
         elif event.kind == "stop_all":
+            for other in sorted(self.alive(), key=lambda t: not t.queued):
+                if other.alive:
+                    self.cancel(other, now, event.grace)
+        elif not alive:
+            return
+        else:
+            assert task is not None
+            if event.kind == "notify":
+                if task.waiting == event.key:
+                    self.advance(task, now)
+                else:
+                    task.pending[event.key] = "value"
+            elif event.kind == "cancel_wait":
+                if task.waiting == event.key:
+                    self.end(task, TaskSignal.CANCEL, now)
+            elif event.kind == "cancel_all":
+                task.waits_closed = True
+                if task.waiting is not None:
+                    self.end(task, TaskSignal.CANCEL, now)
+                else:
+                    self.ask(task, now)
+            elif event.kind == "cancel":
+                self.cancel(task, now, event.grace)
+
+    def close(self, now: float) -> float:
+        """The manager's block ends at ``now``: returns when async callbacks are cut off."""
+        for task in self.alive():  # grace periods still running are cut short
+            if task.forced_at is not None:
+                self.end(task, TaskSignal.CANCEL, now)
+        grace = self.scenario.grace
+        for task in sorted(self.alive(), key=lambda t: not t.queued):
+            if task.queued or task.backing_off:
+                self.end(task, TaskSignal.CANCEL, now)
+        if not grace:
             self.cancel_everything(now)
+            return now
+        running = self.alive()
+        for task in running:
+            self.ask(task, now)
+        self.run_timers_until(now + grace)
+        if self.interrupted:
+            return max(t.outcome.time for t in self.tasks.values() if t.outcome is not None)
+        if self.alive():
+            self.cancel_everything(now + grace)
+            return now + 2 * grace
+        last = max((t.outcome.time for t in running if t.outcome is not None), default=now)
+        return last + grace
 
 
 def predict(scenario: Scenario) -> Prediction:
     """How every started task ends, and what escapes the manager."""
     sim = _Sim(scenario)
+    cutoff = None
     ended_by = "exit"
     for event in scenario.events:
         sim.run_timers_until(event.time)
         if sim.interrupted:
             break
-        if event.kind in ("exit", "outer_cancel"):
-            ended_by = event.kind
         if event.kind == "exit":
-            if scenario.grace:
-                sim.run_timers_until(event.time + scenario.grace)
-            if not sim.interrupted:
-                sim.cancel_everything(event.time + scenario.grace)
+            cutoff = sim.close(event.time)
             break
         if event.kind == "outer_cancel":
+            ended_by = "outer_cancel"
             sim.cancel_everything(event.time)
+            cutoff = event.time
             break
         sim.apply(event)
         if sim.interrupted:
             break
     outcomes = {i: t.outcome for i, t in sim.tasks.items() if t.outcome is not None}
     assert len(outcomes) == len(sim.tasks), "the model left a task running"
+    if sim.interrupted:
+        cutoff = max(o.time for o in outcomes.values())
+    assert cutoff is not None
+    finished = {
+        i
+        for i, outcome in outcomes.items()
+        if (length := scenario.tasks[i].callback) is not None and outcome.time + length + CALLBACK_OFFSET < cutoff
+    }
     outer = ended_by == "outer_cancel" and not sim.interrupted
-    return Prediction(outcomes, sim.interrupted, outer)
+    if finished:
+        sim.notes.add("an async callback finished")
+    if any(t.callback is not None for t in scenario.tasks) and len(finished) < len(outcomes):
+        sim.notes.add("an async callback was cut off")
+    return Prediction(outcomes, sim.rejected, finished, sim.interrupted, outer, sim.notes)
 
 
 def phases(count: int) -> list[float]:

@@ -1,30 +1,56 @@
 """Property test: random task bodies and outside events against the lifecycle model.
 
 Hypothesis generates task scripts (progress, checkpoints, sleeps, waits with and
-without timeouts, raises, non-TaskCtl yields, terminal yields, early returns,
-KeyboardInterrupt) and outside events (start, notify, cancel_wait, cancel_all,
-cancel, stop_all, manager exit with or without a grace period, cancellation of
-a scope around the manager). Each scenario runs for real on a MockClock and
-must match :mod:`lifecycle_model`: every started task fires exactly one
-terminal callback, with the predicted signal at the predicted time; nothing is
-left running; only the predicted exception escapes.
+without timeouts, cooperative waits for a cancel request, raises, non-TaskCtl
+yields, terminal yields, early returns, KeyboardInterrupt), per-task deadlines
+and sync or async terminal callbacks, a concurrency limit (queue or reject), a
+retry policy, and outside events (start, notify, cancel_wait, cancel_all,
+cancel and stop_all with or without a grace period, manager exit with or
+without a grace period, cancellation of a scope around the manager). Each
+scenario runs for real on a MockClock and must match :mod:`lifecycle_model`:
+every accepted start fires exactly one terminal callback, with the predicted
+signal at the predicted time; rejected starts fire none; async callbacks finish
+exactly when predicted; nothing is left running; only the predicted exception
+escapes.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 import attrs
 import trio
 import trio.testing
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
-from lifecycle_model import Event, Op, Outcome, Prediction, Scenario, order, phases, predict
+from lifecycle_model import (
+    CALLBACK_OFFSET,
+    DEADLINE_OFFSET,
+    Event,
+    Op,
+    Outcome,
+    Prediction,
+    Retry,
+    Scenario,
+    TaskSetup,
+    order,
+    phases,
+    predict,
+)
 
-from trio_tasks import AsyncTaskHandle, Plugin, TaskCtl, TaskManager, TaskSignal, open_task_manager
+from trio_tasks import (
+    AsyncTaskHandle,
+    Plugin,
+    RetryPolicy,
+    TaskCtl,
+    TaskManager,
+    TaskSignal,
+    TooManyTasks,
+    open_task_manager,
+)
 
-plugin = Plugin(name="Property", module_name="property")
 _TERMINALS = {
     TaskSignal.SUCCESS: TaskCtl.success("scripted success"),
     TaskSignal.FAIL: TaskCtl.fail("scripted failure"),
@@ -32,7 +58,6 @@ _TERMINALS = {
 }
 
 
-@plugin.mount_async_task("script")
 async def scripted_body(handle: AsyncTaskHandle, script: tuple[Op, ...]) -> AsyncIterator[Any]:
     for op in script:
         kind = op[0]
@@ -44,6 +69,10 @@ async def scripted_body(handle: AsyncTaskHandle, script: tuple[Op, ...]) -> Asyn
             await trio.sleep(op[1])
         elif kind == "wait":
             await handle.wait(op[1], timeout=op[2])
+        elif kind == "until_cancel":
+            await handle.cancel_requested()
+            yield TaskCtl.cancel("stopped when asked")
+            return
         elif kind == "raise":
             raise ValueError("scripted error")
         elif kind == "junk":
@@ -56,6 +85,19 @@ async def scripted_body(handle: AsyncTaskHandle, script: tuple[Op, ...]) -> Asyn
             raise KeyboardInterrupt
 
 
+def make_plugin(scenario: Scenario) -> Plugin:
+    """A plugin mounting the scripted body with the scenario's type-level options."""
+    plugin = Plugin(name="Property", module_name="property")
+    retry = scenario.retry
+    plugin.mount_async_task(
+        "script",
+        max_concurrent=scenario.limit if scenario.limit_on_type else None,
+        on_limit="reject" if scenario.on_limit == "reject" else "queue",
+        retry=None if retry is None else RetryPolicy(retry.attempts, retry.backoff, retry.factor, retry.max_backoff),
+    )(scripted_body)
+    return plugin
+
+
 # -- strategies --------------------------------------------------------------------------------
 
 _common_ops = st.one_of(
@@ -63,6 +105,7 @@ _common_ops = st.one_of(
     st.just(("checkpoint",)),
     st.tuples(st.just("sleep"), st.integers(1, 4)),
     st.tuples(st.just("wait"), st.sampled_from("ab"), st.one_of(st.none(), st.integers(0, 4))),
+    st.just(("until_cancel",)),
 )
 _ending_ops = st.one_of(
     st.just(("raise",)),
@@ -71,37 +114,59 @@ _ending_ops = st.one_of(
     st.just(("return",)),
 )
 
-_rare_interrupt = st.integers(0, 19).map(lambda n: n == 0)
+_rare = st.integers(0, 19).map(lambda n: n == 0)
 
 _event_kinds = st.sampled_from(
     ["notify", "notify", "notify", "cancel_wait", "cancel_all", "cancel", "cancel", "stop_all", "exit"]
+)
+_retries = st.one_of(
+    st.none(),
+    st.builds(Retry, st.integers(2, 3), st.integers(1, 2), st.integers(1, 2), st.just(3)),
 )
 
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
+    limit = draw(st.one_of(st.none(), st.integers(1, 2)))
+    on_limit = draw(st.sampled_from(["queue", "queue", "reject"]))
+    # With a queue, tasks can begin at the same instant (freed slots); a KeyboardInterrupt
+    # racing another task at one instant has no single right answer, so those do not mix.
+    interrupts_allowed = limit is None or on_limit == "reject"
     count = draw(st.integers(1, 5))
-    scripts: list[tuple[Op, ...]] = []
+    tasks: list[TaskSetup] = []
     for _ in range(count):
         script = draw(st.lists(st.one_of(_common_ops, _common_ops, _ending_ops), max_size=6))
-        if draw(_rare_interrupt):
+        if interrupts_allowed and draw(_rare):
             script.insert(draw(st.integers(0, len(script))), ("interrupt",))
-        scripts.append(tuple(script))
+        timeout = draw(st.one_of(st.none(), st.none(), st.integers(0, 6)))
+        callback = draw(st.one_of(st.none(), st.integers(0, 3)))
+        tasks.append(TaskSetup(tuple(script), timeout, callback))
     starts = [draw(st.integers(0, 8)) for _ in range(count)]
     others = draw(
         st.lists(
-            st.tuples(_event_kinds, st.integers(0, count - 1), st.sampled_from("ab"), st.integers(0, 16)),
+            st.tuples(
+                _event_kinds, st.integers(0, count - 1), st.sampled_from("ab"), st.integers(0, 16), st.integers(0, 2)
+            ),
             max_size=10,
         )
     )
     phase = phases(count + len(others) + 1)
     events = [Event(starts[i] + phase[i], "start", i) for i in range(count)]
     events += [
-        Event(when + phase[count + j], kind, task, key) for j, (kind, task, key, when) in enumerate(others)
+        Event(when + phase[count + j], kind, task, key, grace if kind in ("cancel", "stop_all") else 0)
+        for j, (kind, task, key, when, grace) in enumerate(others)
     ]
     last = int(max(e.time for e in events)) + 1 + phase[-1]
     events.append(Event(last, draw(st.sampled_from(["exit", "exit", "outer_cancel"]))))
-    return Scenario(tuple(scripts), order(events), draw(st.sampled_from([0, 0, 1, 3])))
+    return Scenario(
+        tasks=tuple(tasks),
+        events=order(events),
+        grace=draw(st.sampled_from([0, 0, 1, 3])),
+        limit=limit,
+        on_limit=on_limit,
+        limit_on_type=draw(st.booleans()),
+        retry=draw(_retries),
+    )
 
 
 # -- running a scenario for real ----------------------------------------------------------------
@@ -110,35 +175,53 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 @attrs.define
 class Observed:
     endings: dict[int, list[Outcome]] = attrs.Factory(dict)
+    rejected: set[int] = attrs.Factory(set)
+    callbacks_finished: set[int] = attrs.Factory(set)
     violations: list[str] = attrs.Factory(list)
     interrupted: bool = False
     outer_cancelled: bool = False
     leftover: list[str] = attrs.Factory(list)
 
 
-def _callback(manager: TaskManager, index: int, seen: Observed) -> Callable[[TaskCtl], None]:
+def _callback(manager: TaskManager, index: int, length: int | None, seen: Observed) -> Callable[[TaskCtl], Any]:
     task_id = f"t{index}"
 
-    def on_terminal(ctl: TaskCtl) -> None:
+    def record(ctl: TaskCtl) -> None:
         seen.endings.setdefault(index, []).append(Outcome(ctl.signal, trio.current_time()))
         if manager.is_running("script", task_id):
             seen.violations.append(f"{task_id} still running inside its callback")
         if manager.get_state("script", task_id) is not ctl:
             seen.violations.append(f"{task_id}: get_state is not the terminal inside its callback")
 
-    return on_terminal
+    if length is None:
+        return record
+
+    async def record_then_sleep(ctl: TaskCtl) -> None:
+        record(ctl)
+        await trio.sleep(length + CALLBACK_OFFSET)
+        seen.callbacks_finished.add(index)
+
+    return record_then_sleep
 
 
-async def _apply(manager: TaskManager, scenario: Scenario, event: Event, seen: Observed) -> None:
+async def _apply(
+    manager: TaskManager, plugin: Plugin, driver: trio.Nursery, scenario: Scenario, event: Event, seen: Observed
+) -> None:
     task_id = f"t{event.task}"
     if event.kind == "start":
-        script = scenario.scripts[event.task]
-        on_terminal = _callback(manager, event.task, seen)
-        await manager.start("script", task_id, "chat", plugin, script, on_terminal=on_terminal)
+        setup = scenario.tasks[event.task]
+        on_terminal = _callback(manager, event.task, setup.callback, seen)
+        timeout = None if setup.timeout is None else setup.timeout + DEADLINE_OFFSET
+        try:
+            await manager.start(
+                "script", task_id, "chat", plugin, setup.script, on_terminal=on_terminal, task_timeout=timeout
+            )
+        except TooManyTasks:
+            seen.rejected.add(event.task)
     elif event.kind == "cancel":
-        await manager.cancel("script", task_id)
+        driver.start_soon(partial(manager.cancel, "script", task_id, grace=event.grace))
     elif event.kind == "stop_all":
-        await manager.stop_all()
+        driver.start_soon(partial(manager.stop_all, grace=event.grace))
     elif (handle := manager.get_handle("script", task_id)) is not None:
         if event.kind == "notify":
             handle.notify(event.key, "value")
@@ -150,20 +233,26 @@ async def _apply(manager: TaskManager, scenario: Scenario, event: Event, seen: O
 
 def run_for_real(scenario: Scenario) -> Observed:
     seen = Observed()
+    plugin = make_plugin(scenario)
 
     async def main() -> None:
         manager: TaskManager | None = None
         try:
             with trio.CancelScope() as outer:
-                async with open_task_manager(grace_period=scenario.grace) as manager:
+                async with open_task_manager(
+                    grace_period=scenario.grace,
+                    max_concurrent=None if scenario.limit_on_type else scenario.limit,
+                    on_limit="reject" if scenario.on_limit == "reject" else "queue",
+                ) as manager, trio.open_nursery() as driver:
                     for event in scenario.events:
                         await trio.sleep_until(event.time)
                         if event.kind == "exit":
+                            driver.cancel_scope.cancel()  # cuts short the grace of cancels in flight
                             break
                         if event.kind == "outer_cancel":
                             outer.cancel()
                             await trio.lowlevel.checkpoint()
-                        await _apply(manager, scenario, event, seen)
+                        await _apply(manager, plugin, driver, scenario, event, seen)
             seen.outer_cancelled = outer.cancelled_caught
         except KeyboardInterrupt:
             seen.interrupted = True
@@ -174,28 +263,33 @@ def run_for_real(scenario: Scenario) -> Observed:
     return seen
 
 
-def check(scenario: Scenario, prediction: Prediction, seen: Observed) -> None:
+def check(prediction: Prediction, seen: Observed) -> None:
     assert seen.violations == []
     assert seen.leftover == [], "nothing may be left running"
     assert all(len(ends) == 1 for ends in seen.endings.values()), f"one terminal per task: {seen.endings}"
     actual = {index: ends[0] for index, ends in seen.endings.items()}
     assert actual == prediction.outcomes
+    assert seen.rejected == prediction.rejected
+    assert seen.callbacks_finished == prediction.callbacks_finished
     assert seen.interrupted == prediction.interrupted
     assert seen.outer_cancelled == prediction.outer_cancelled
 
 
 @given(scenarios())
 def test_every_task_ends_once_as_the_model_predicts(scenario: Scenario) -> None:
-    check(scenario, predict(scenario), run_for_real(scenario))
+    prediction = predict(scenario)
+    for note in sorted(prediction.notes):
+        event(note)
+    check(prediction, run_for_real(scenario))
 
 
 def test_model_examples() -> None:
     """A few hand-written scenarios, so a broken model cannot pass silently."""
     approve_then_fail = Scenario(
-        scripts=(
-            (("wait", "a", None), ("terminal", TaskSignal.SUCCESS)),
-            (("sleep", 2), ("raise",)),
-            (("wait", "b", 3),),
+        tasks=(
+            TaskSetup((("wait", "a", None), ("terminal", TaskSignal.SUCCESS))),
+            TaskSetup((("sleep", 2), ("raise",))),
+            TaskSetup((("wait", "b", 3),)),
         ),
         events=order(
             [
@@ -206,7 +300,6 @@ def test_model_examples() -> None:
                 Event(9.5, "exit"),
             ]
         ),
-        grace=0,
     )
     prediction = predict(approve_then_fail)
     assert prediction.outcomes == {
@@ -214,14 +307,48 @@ def test_model_examples() -> None:
         1: Outcome(TaskSignal.FAIL, 2.5),
         2: Outcome(TaskSignal.SUCCESS, 3.75),
     }
-    check(approve_then_fail, prediction, run_for_real(approve_then_fail))
+    check(prediction, run_for_real(approve_then_fail))
 
     interrupted = Scenario(
-        scripts=((("sleep", 1), ("interrupt",)), (("wait", "a", None),)),
+        tasks=(TaskSetup((("sleep", 1), ("interrupt",))), TaskSetup((("wait", "a", None),))),
         events=order([Event(0.25, "start", 0), Event(0.5, "start", 1), Event(5.5, "outer_cancel")]),
         grace=3,
     )
     prediction = predict(interrupted)
     assert prediction.interrupted
     assert prediction.outcomes == {0: Outcome(TaskSignal.FAIL, 1.25), 1: Outcome(TaskSignal.CANCEL, 1.25)}
-    check(interrupted, prediction, run_for_real(interrupted))
+    check(prediction, run_for_real(interrupted))
+
+
+def test_model_examples_with_control() -> None:
+    """Limits, deadlines, grace, retries and async callbacks in one hand-checked scenario."""
+    scenario = Scenario(
+        tasks=(
+            TaskSetup((("sleep", 2),), callback=1),  # 0: holds the one slot until 2.25
+            TaskSetup((("until_cancel",),), timeout=5),  # 1: queued until 2.25, asked at 3.5
+            TaskSetup((("raise",),)),  # 2: queued; cancelled while queued at 3.5
+            TaskSetup((("sleep", 4),), timeout=1),  # 3: starts after the stop; deadline
+        ),
+        events=order(
+            [
+                Event(0.25, "start", 0),
+                Event(0.5, "start", 1),
+                Event(0.75, "start", 2),
+                Event(3.5, "stop_all", grace=2),
+                Event(3.625, "start", 3),
+                Event(9.875, "exit"),
+            ]
+        ),
+        grace=1,
+        limit=1,
+        retry=Retry(attempts=2, backoff=1, factor=2, max_backoff=3),
+    )
+    prediction = predict(scenario)
+    assert prediction.outcomes == {
+        0: Outcome(TaskSignal.SUCCESS, 2.25),
+        1: Outcome(TaskSignal.CANCEL, 3.5),
+        2: Outcome(TaskSignal.CANCEL, 3.5),
+        3: Outcome(TaskSignal.FAIL, 3.625 + 1 + DEADLINE_OFFSET),
+    }
+    assert prediction.callbacks_finished == {0}
+    check(prediction, run_for_real(scenario))

@@ -27,13 +27,19 @@ from ._errors import (
     NoTaskManager,
     TaskAlreadyRunning,
     TaskError,
+    TaskTimeout,
+    TooManyTasks,
     UnknownTaskType,
     WaitCancelled,
 )
 from ._facade import task
 from ._handle import AgentNotice, AsyncTaskHandle
+from ._info import TaskInfo
 from ._manager import TaskManager, open_task_manager
 from ._plugin import Plugin
+from ._portal import TaskPortal
+from ._retry import RetryPolicy
+from ._watch import TaskEvent, TaskEvents
 
 __all__ = [
     "AgentNotice",
@@ -41,11 +47,18 @@ __all__ = [
     "ManagerClosed",
     "NoTaskManager",
     "Plugin",
+    "RetryPolicy",
     "TaskAlreadyRunning",
     "TaskCtl",
     "TaskError",
+    "TaskEvent",
+    "TaskEvents",
+    "TaskInfo",
     "TaskManager",
+    "TaskPortal",
     "TaskSignal",
+    "TaskTimeout",
+    "TooManyTasks",
     "UnknownTaskType",
     "WaitCancelled",
     "open_task_manager",

@@ -60,12 +60,16 @@ class TaskCtl:
         data: the payload of a success, or the error of a failure.
         progress: the percentage (0 to 100) of a progress report; ``None``
             for every other signal.
+        attempt: for a task mounted with a :class:`~trio_tasks.RetryPolicy`,
+            the attempt (1-based) this report belongs to; ``None`` otherwise.
+            The task manager sets it; task bodies need not.
     """
 
     signal: TaskSignal
     message: str
     data: Any = None
     progress: float | None = None
+    attempt: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.signal, TaskSignal):
@@ -82,6 +86,10 @@ class TaskCtl:
                 f"progress is only set for progress reports, "
                 f"got progress={self.progress!r} with signal {self.signal.value!r}"
             )
+        if self.attempt is not None and (
+            isinstance(self.attempt, bool) or not isinstance(self.attempt, int) or self.attempt < 1
+        ):
+            raise ValueError(f"attempt must be None or an int >= 1, got {self.attempt!r}")
 
     @property
     def is_terminal(self) -> bool:
@@ -92,8 +100,9 @@ class TaskCtl:
     def report_progress(cls, message: str, percent: float = 0) -> TaskCtl:
         """A progress report; ``percent`` is a number from 0 to 100.
 
-        >>> TaskCtl.report_progress("Downloading...", 20)
-        TaskCtl(signal=<TaskSignal.PROGRESS: 'progress'>, message='Downloading...', data=None, progress=20)
+        >>> ctl = TaskCtl.report_progress("Downloading...", 20)
+        >>> ctl.signal, ctl.message, ctl.progress
+        (<TaskSignal.PROGRESS: 'progress'>, 'Downloading...', 20)
         """
         return cls(TaskSignal.PROGRESS, message, None, percent)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import trio
 
@@ -94,7 +95,7 @@ async def run_demo(speed: float = 1.0, write: Callable[[str], object] = print) -
                     say("task", f"{key} {state.progress:>3}% {state.message}")
             await trio.sleep(0.02 / speed)
 
-    jobs = [
+    jobs: list[tuple[str, str, str, str, dict[str, Any]]] = [
         ("user", "Build me a todo web app, please.", "webapp_dev", "DEV_1", {"requirement": "a todo app"}),
         ("user", "And render the intro video.", "video_render", "VID_1", {"scene": "intro"}),
         ("user", "Check the weather API too.", "flaky_api", "API_1", {"endpoint": "weather.example.org"}),

@@ -7,6 +7,8 @@ __all__ = [
     "NoTaskManager",
     "TaskAlreadyRunning",
     "TaskError",
+    "TaskTimeout",
+    "TooManyTasks",
     "UnknownTaskType",
     "WaitCancelled",
 ]
@@ -32,6 +34,36 @@ class TaskAlreadyRunning(TaskError, ValueError):
 
     Wait for it to end, or cancel it, before starting it again.
     """
+
+
+class TooManyTasks(TaskError, ValueError):
+    """``start`` was refused: a concurrency limit with ``on_limit="reject"`` is full.
+
+    The message names the limit. Wait for a task to end, or mount the task
+    type with ``on_limit="queue"`` to have starts wait for a free slot::
+
+        @plugin.mount_async_task("render", max_concurrent=2, on_limit="reject")
+        async def render(handle): ...
+    """
+
+
+class TaskTimeout(TaskError, TimeoutError):
+    """A task ran past the ``task_timeout`` it was started with.
+
+    It is not raised to anyone: the task ends FAIL with this error as the
+    terminal TaskCtl's ``data``::
+
+        await task.start("render", "R1", "chat-1", plugin, task_timeout=600)
+        # ... 600 seconds later, if still running:
+        # get_state(...).signal is TaskSignal.FAIL and .data is a TaskTimeout
+
+    Attributes:
+        timeout: the limit, in seconds.
+    """
+
+    def __init__(self, task: str, timeout: float) -> None:
+        super().__init__(f"task {task} ran past its task_timeout of {timeout:g} seconds")
+        self.timeout = timeout
 
 
 class NoTaskManager(TaskError, RuntimeError):

@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING, Any, final
 import attrs
 import trio
 
+from ._checks import check_number, check_str
 from ._ctl import TaskCtl
 from ._errors import WaitCancelled
 
 if TYPE_CHECKING:
-    from ._manager import Countdown, Generation, TaskManager
+    from ._groups import Countdown, Generation
+    from ._manager import TaskManager
     from ._plugin import Plugin
+    from ._watch import TaskEvents
 
 __all__ = ["AgentNotice", "AsyncTaskHandle"]
 
@@ -53,15 +56,7 @@ class _Waiter:
 
 
 def _check_key(key: object) -> None:
-    if not isinstance(key, str):
-        raise TypeError(f"wait point key must be a str, got {key!r} ({type(key).__name__})")
-
-
-def _check_timeout(timeout: object) -> None:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
-    if not timeout >= 0:  # also rejects NaN
-        raise ValueError(f"timeout must be >= 0 seconds (or None to wait forever), got {timeout!r}")
+    check_str("wait point key", key)
 
 
 @final
@@ -101,11 +96,16 @@ class AsyncTaskHandle:
     _body: Any = None
     _ended_at: float | None = None
     _state: TaskCtl | None = None
-    _cancel_ctl: TaskCtl | None = None  # the CANCEL to report when the manager cancels it
+    _queued: bool = False  # waiting for a concurrency slot; the body has not begun
+    _backing_off: bool = False  # between two attempts of a retry policy; no body is running
+    _cancel_asked: bool = False  # is_cancelled: a cancel was requested (maybe with a grace period)
+    _cancel_event: trio.Event | None = None  # made by the first cancel_requested() that has to wait
+    _cancel_ctl: TaskCtl | None = None  # the CANCEL to report: set when the manager cancels the scope itself
     _waits_closed: bool = False
     _waits: dict[str, _Waiter] | None = None
     _pending: dict[str, Any] | None = None
     _countdowns: list[Countdown] | None = None
+    _watchers: list[TaskEvents] | None = None
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     def __repr__(self) -> str:
@@ -116,10 +116,37 @@ class AsyncTaskHandle:
     def is_cancelled(self) -> bool:
         """True from the moment a cancel of this task is requested.
 
-        That is ``task.cancel``, ``task.stop_all``, the manager closing, or
-        :meth:`cancel_all`. A body can poll it between steps to stop cleanly.
+        That is ``task.cancel``, ``task.stop_all``, the manager closing (with
+        or without a grace period), or :meth:`cancel_all`. A body can poll it
+        between steps to stop cleanly (the seed's cooperative pattern)::
+
+            if handle.is_cancelled:
+                yield TaskCtl.cancel("Stopped at a clean point")
+                return
         """
-        return self._cancel_ctl is not None or self._generation.cancel_ctl is not None or self._waits_closed
+        return self._cancel_asked or self._generation.cancel_ctl is not None
+
+    async def cancel_requested(self) -> None:
+        """Return once a cancel of this task has been requested (at once if it has been).
+
+        With a grace period (``task.cancel(..., grace=30)``, ``stop_all(grace=...)``
+        or the manager's ``grace_period``) the body keeps running until the
+        grace period ends, so it can finish its step and yield its own
+        CANCEL. Run it beside the work, for example in a nursery::
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(render_frames)
+                await handle.cancel_requested()
+                nursery.cancel_scope.cancel()
+            yield TaskCtl.cancel("Stopped after the current frame")
+        """
+        if self.is_cancelled:
+            await _checkpoint_if_cancelled()
+            await _cancel_shielded_checkpoint()
+            return
+        if self._cancel_event is None:
+            self._cancel_event = trio.Event()
+        await self._cancel_event.wait()
 
     async def wait(self, key: str, timeout: float | None = None) -> Any:
         """Wait until ``notify(key, data)`` and return ``data``.
@@ -139,7 +166,7 @@ class AsyncTaskHandle:
         """
         _check_key(key)
         if timeout is not None:
-            _check_timeout(timeout)
+            check_number("timeout", timeout, inf_ok=True, unit=" seconds", hint=" (or None to wait forever)")
         await _checkpoint_if_cancelled()
         if self._ended_at is not None:
             raise RuntimeError(f"task {self.task_type}:{self.task_id} has ended; its handle cannot wait")
@@ -220,6 +247,7 @@ class AsyncTaskHandle:
         the body reaches a wait point is not lost.
         """
         self._waits_closed = True
+        self._ask_cancel()
         waits = self._waits
         if not waits:
             return 0
@@ -249,6 +277,12 @@ class AsyncTaskHandle:
             raise TypeError(f"trigger must be a bool, got {trigger!r}")
         notice = AgentNotice(self.task_type, self.task_id, self.chat_key, message, trigger)
         await self._manager._deliver_notice(notice)
+
+    def _ask_cancel(self) -> None:
+        """Mark a cancel as requested: is_cancelled turns True, cancel_requested() returns."""
+        self._cancel_asked = True
+        if self._cancel_event is not None:
+            self._cancel_event.set()
 
     def _close_waits(self) -> None:
         """Forget wait points and kept values: the task has ended."""

@@ -7,19 +7,24 @@ import logging
 import math
 import sys
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, final
 
-import attrs
 import trio
 
+from ._checks import check_number, check_str
 from ._ctl import TaskCtl
 from ._errors import ManagerClosed, TaskAlreadyRunning
 from ._facade import bind_manager, unbind_manager
+from ._groups import Countdown, Filter, Generation
 from ._handle import AgentNotice, AsyncTaskHandle
-from ._plugin import Plugin
-from ._runner import run_task
+from ._info import TaskInfo, info_of
+from ._limits import Limiter
+from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
+from ._portal import TaskPortal
+from ._runner import Retrying, run_task
+from ._watch import TaskEvents, event_filter, event_of, publish
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -36,6 +41,7 @@ NOTICE_BUFFER = 1024
 _CANCELLED = TaskCtl.cancel("Cancelled by cancel()")
 _STOPPED = TaskCtl.cancel("Cancelled by stop_all()")
 _CLOSED = TaskCtl.cancel("Cancelled: the task manager closed")
+_NO_LIMITS: tuple[Limiter, ...] = ()
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _current_task = trio.lowlevel.current_task
@@ -46,47 +52,17 @@ def _refuse_abort(raise_cancel: object) -> trio.lowlevel.Abort:
     return trio.lowlevel.Abort.FAILED  # the task is accepted: start must return its handle
 
 
-@final
-class Countdown:
-    """Sets ``event`` once ``remaining`` tasks have ended (internal)."""
-
-    __slots__ = ("event", "remaining")
-
-    def __init__(self, remaining: int) -> None:
-        self.remaining = remaining
-        self.event = trio.Event()
-
-    def tick(self) -> None:
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.event.set()
-
-
-@final
-@attrs.define(eq=False)
-class Generation:
-    """A nursery inside the manager's own, holding the tasks started since the
-    last ``stop_all`` (internal). Stopping them all cancels this one scope."""
-
-    nursery: trio.Nursery
-    cancel_ctl: TaskCtl | None = None
-    closed: trio.Event = attrs.field(factory=trio.Event)
-
-    def cancel(self, ctl: TaskCtl) -> None:
-        if self.cancel_ctl is None:
-            self.cancel_ctl = ctl
-        self.nursery.cancel_scope.cancel()
-
-
-def _check_id(what: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, got {value!r} ({type(value).__name__})")
-
-
 def _key(task_type: str, task_id: str) -> Key:
-    _check_id("task_type", task_type)
-    _check_id("task_id", task_id)
+    check_str("task_type", task_type)
+    check_str("task_id", task_id)
     return (task_type, task_id)
+
+
+def _check_grace(grace: object) -> float:
+    if grace is None:
+        return 0.0
+    check_number("grace", grace, unit=" seconds", hint=" (or None to cancel at once)")
+    return float(grace)  # type: ignore[arg-type]
 
 
 @final
@@ -107,18 +83,26 @@ class TaskManager:
         self,
         nursery: trio.Nursery,
         *,
-        on_agent_notice: NoticeCallback | None,
-        grace_period: float,
-        history_limit: int,
+        on_agent_notice: NoticeCallback | None = None,
+        grace_period: float = 0.0,
+        history_limit: int = 10_000,
+        max_concurrent: int | None = None,
+        on_limit: OnLimit = "queue",
     ) -> None:
         self._root = nursery
         self._on_agent_notice = on_agent_notice
         self._grace_period = grace_period
         self._history_limit = history_limit
+        self._limit = None if max_concurrent is None else Limiter(max_concurrent, on_limit, "this task manager")
+        self._limits: dict[TaskSpec, tuple[Limiter, ...]] = {}
         self._live: dict[Key, AsyncTaskHandle] = {}
         self._history: OrderedDict[Key, AsyncTaskHandle] = OrderedDict()
         self._generations: list[Generation] = []
-        self._gen: Generation
+        self._gen: Generation | None = None
+        self._callbacks: trio.Nursery | None = None
+        self._all_ended = trio.Event()
+        self._keyed_watchers: dict[Key, list[TaskEvents]] = {}
+        self._broad_watchers: list[TaskEvents] = []
         self._closed = False
         self._notice_send, self._notice_recv = trio.open_memory_channel[AgentNotice](NOTICE_BUFFER)
 
@@ -141,37 +125,53 @@ class TaskManager:
         plugin: Plugin,
         *args: Any,
         on_terminal: TerminalCallback | None = None,
+        task_timeout: float | None = None,
         **kwargs: Any,
     ) -> AsyncTaskHandle:
         """Start ``plugin``'s ``task_type`` body as ``func(handle, *args, **kwargs)``.
 
         Returns once the task is registered and its body has begun (it has
-        run up to its first blocking checkpoint, or ended): from then on
-        :meth:`is_running` is True until it ends and the handle accepts
-        ``notify``. If the
-        body declares ``task_id`` or ``chat_key`` parameters that were not
-        passed, they are filled from this call's arguments. ``on_terminal``
-        is called exactly once with the task's terminal TaskCtl, after the
-        task has ended; if it raises, the error is logged and swallowed::
+        run up to its first blocking checkpoint, or ended), or, under a full
+        concurrency limit with ``on_limit="queue"``, once it is queued: from
+        then on :meth:`is_running` is True until it ends and the handle
+        accepts ``notify``. If the body declares ``task_id`` or ``chat_key``
+        parameters that were not passed, they are filled from this call's
+        arguments. ``on_terminal`` and ``task_timeout`` are the only
+        keywords ``start`` keeps for itself; the rest go to the body::
 
             handle = await task.start(
                 "webapp_dev", "DEV_1", chat_key, plugin,
                 requirement="A todo app", on_terminal=lambda ctl: print(ctl.signal),
+                task_timeout=3600,
             )
+
+        Args:
+            on_terminal: called exactly once with the task's terminal TaskCtl,
+                after the task has ended and :meth:`get_state` shows it. If it
+                returns an awaitable (an ``async def`` callback), that is run
+                in the manager's own nursery; the manager's block waits for it
+                when it closes (``grace_period``, then cancel). Errors in
+                either kind are logged and swallowed.
+            task_timeout: seconds the body may run (from when it begins, over
+                every retry); past it the task ends FAIL with a
+                :class:`~trio_tasks.TaskTimeout` as ``data``. Its cleanup
+                still runs.
 
         Raises:
             UnknownTaskType: ``plugin`` has not mounted ``task_type``.
             TaskAlreadyRunning: this (task_type, task_id) is still running.
+            TooManyTasks: a concurrency limit with ``on_limit="reject"`` is full.
             TypeError: a bad argument: an id that is not a str, a ``plugin``
                 that is not a :class:`Plugin`, an ``on_terminal`` that is not
                 callable, or arguments the body does not accept.
+            ValueError: ``task_timeout`` is not a number > 0.
             ManagerClosed: the manager's block has ended.
         """
         await _checkpoint_if_cancelled()
         if self._closed:
             raise ManagerClosed(f"cannot start {task_type}:{task_id}: the task manager has closed")
         key = _key(task_type, task_id)
-        _check_id("chat_key", chat_key)
+        check_str("chat_key", chat_key)
         if not isinstance(plugin, Plugin):
             raise TypeError(f"plugin must be a trio_tasks.Plugin, got {plugin!r}")
         spec = plugin.spec(task_type)
@@ -182,7 +182,13 @@ class TaskManager:
             )
         if on_terminal is not None and not callable(on_terminal):
             raise TypeError(f"on_terminal must be a callable taking the terminal TaskCtl, got {on_terminal!r}")
+        if task_timeout is not None:
+            check_number("task_timeout", task_timeout, low_ok=False, inf_ok=True, unit=" seconds")
+        limits = _NO_LIMITS if spec.max_concurrent is None and self._limit is None else self._limits_for(spec)
+        for limiter in limits:
+            limiter.check(task_type, task_id)
         gen = self._gen
+        assert gen is not None
         handle = AsyncTaskHandle(task_type, task_id, chat_key, plugin, self, gen, on_terminal, trio.current_time())
         for name, covered in spec.fills:
             if name not in kwargs and (covered is None or len(args) < covered):
@@ -191,7 +197,14 @@ class TaskManager:
             handle._body = spec.func(handle, *args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"cannot start {task_type}:{task_id}: {exc}") from exc
-        gen.nursery.start_soon(run_task, handle, _current_task(), name=f"trio_tasks:{task_type}:{task_id}")
+        retrying = None if spec.retry is None else Retrying(spec.retry, spec.func, args, kwargs)
+        if self._keyed_watchers or self._broad_watchers:
+            self._attach_watchers(handle, key)
+        for limiter in limits:
+            limiter.live += 1
+        gen.nursery.start_soon(
+            run_task, handle, _current_task(), limits, task_timeout, retrying, name=f"trio_tasks:{task_type}:{task_id}"
+        )
         self._live[key] = handle
         # Park until the runner has begun (it reschedules us first thing): when
         # start returns, the body has run up to its first blocking checkpoint.
@@ -201,7 +214,7 @@ class TaskManager:
     # -- looking ---------------------------------------------------------------
 
     def is_running(self, task_type: str, task_id: str) -> bool:
-        """True from ``start`` until the task's terminal TaskCtl is final."""
+        """True from ``start`` until the task's terminal TaskCtl is final (queued tasks too)."""
         return _key(task_type, task_id) in self._live
 
     def get_handle(self, task_type: str, task_id: str) -> AsyncTaskHandle | None:
@@ -211,60 +224,247 @@ class TaskManager:
     def get_state(self, task_type: str, task_id: str) -> TaskCtl | None:
         """The latest TaskCtl of the task: its last progress while it runs, its
         terminal once it has ended (kept for the ``history_limit`` most recently
-        ended tasks). None if it has reported nothing or is unknown."""
+        ended tasks). A queued task's state is a progress report saying so.
+        None if it has reported nothing or is unknown."""
         key = _key(task_type, task_id)
         handle = self._live.get(key) or self._history.get(key)
         return None if handle is None else handle._state
 
-    def get_running_tasks(self) -> list[str]:
-        """The running tasks as ``"task_type:task_id"`` strings, in start order."""
-        return [f"{task_type}:{task_id}" for task_type, task_id in self._live]
+    def get_running_tasks(
+        self, *, plugin: Plugin | None = None, task_type: str | None = None, chat_key: str | None = None
+    ) -> list[str]:
+        """The running (and queued) tasks as ``"task_type:task_id"`` strings, in start order.
+
+        The filters keep only the tasks of one plugin, task type or chat::
+
+            task.get_running_tasks(chat_key="chat-1")   # ['render:R1', 'approval:A1']
+        """
+        which = Filter(plugin, task_type, chat_key)
+        if which.everything:
+            return [f"{task_type}:{task_id}" for task_type, task_id in self._live]
+        return [f"{handle.task_type}:{handle.task_id}" for handle in which.select(self._live.values())]
+
+    def list_tasks(
+        self, *, plugin: Plugin | None = None, task_type: str | None = None, chat_key: str | None = None
+    ) -> list[TaskInfo]:
+        """What the manager knows of each task: the running (and queued) ones in start order, then
+        the ended ones kept in the history, oldest first. The filters work as in :meth:`get_running_tasks`::
+
+            for info in manager.list_tasks(chat_key="chat-1"):
+                print(info.task_id, info.status, info.state)
+        """
+        which = Filter(plugin, task_type, chat_key)
+        now = trio.current_time()
+        live = which.select(self._live.values())
+        ended = which.select(self._history.values())
+        return [info_of(handle, now) for handle in (*live, *ended)]
 
     # -- cancelling ---------------------------------------------------------------
 
-    async def cancel(self, task_type: str, task_id: str) -> bool:
+    async def cancel(self, task_type: str, task_id: str, *, grace: float | None = None) -> bool:
         """Cancel a running task; False if it is not running.
 
-        Returns True only after the task has ended (CANCEL, unless it ended
-        otherwise first) and its ``on_terminal`` callback has run::
+        With ``grace`` seconds, the task is first asked to stop
+        (``handle.is_cancelled`` turns True and ``handle.cancel_requested()``
+        returns), so it can finish its step and yield its own CANCEL; its
+        scope is cancelled when the grace period ends. A queued task is
+        cancelled at once. Returns True only after the task has ended
+        (CANCEL, unless it ended otherwise first) and its ``on_terminal``
+        callback has run (or, if async, started)::
 
-            if await task.cancel("render", "R1"):
-                assert task.get_state("render", "R1").signal is TaskSignal.CANCEL
+            if await task.cancel("render", "R1", grace=10):
+                assert task.get_state("render", "R1").is_terminal
         """
         key = _key(task_type, task_id)
+        seconds = _check_grace(grace)
         await _checkpoint_if_cancelled()
         handle = self._live.get(key)
         if handle is None:
             await _cancel_shielded_checkpoint()
             return False
-        if handle._cancel_ctl is None:
-            handle._cancel_ctl = _CANCELLED
-        handle._scope.cancel()
-        await self._until_ended([handle])
+        await self._stop([handle], _CANCELLED, seconds)
         return True
 
-    async def stop_all(self) -> int:
-        """Cancel every running task, wait until all have ended, and return how many.
+    async def stop_all(
+        self,
+        *,
+        plugin: Plugin | None = None,
+        task_type: str | None = None,
+        chat_key: str | None = None,
+        grace: float | None = None,
+    ) -> int:
+        """Cancel every running task (or those matching the filters), wait until they have ended, return how many.
 
-        All their scopes are cancelled at once (one shared scope), then one
-        wait; every ``on_terminal`` callback has run when this returns. Tasks
-        started meanwhile are not affected::
+        Without filters, all their scopes are cancelled at once (one shared
+        scope), then one wait; with filters, the matching tasks' scopes. Every
+        ``on_terminal`` callback has run when this returns. ``grace`` works
+        as in :meth:`cancel`. Tasks started meanwhile are not affected. A
+        plugin's cleanup hook stops only its own tasks with::
 
-            count = await task.stop_all()
+            @plugin.on_disabled()
+            async def cleanup():
+                await task.stop_all(plugin=plugin, grace=5)
         """
+        which = Filter(plugin, task_type, chat_key)
+        seconds = _check_grace(grace)
         await _checkpoint_if_cancelled()
         if not self._live:
             await _cancel_shielded_checkpoint()
             return 0
-        if not self._closed:
+        if which.everything:
+            return await self._stop_generations(seconds)
+        handles = which.select(self._live.values())
+        await self._stop(handles, _STOPPED, seconds)
+        return len(handles)
+
+    async def _stop(self, handles: list[AsyncTaskHandle], ctl: TaskCtl, grace: float) -> None:
+        """Ask ``handles`` to stop, allow ``grace`` seconds, cancel the rest, wait until all have ended.
+
+        If the caller is cancelled during the grace period, the tasks are
+        cancelled at once (the grace is cut short, the cancel still happens).
+        """
+        ended = Countdown(handles)
+        try:
+            if grace and handles:
+                for handle in handles:
+                    self._ask(handle, ctl)
+                with trio.move_on_after(grace):
+                    await ended.event.wait()
+        finally:
+            for handle in handles:
+                self._cancel_now(handle, ctl)
+        await ended.event.wait()
+
+    async def _stop_generations(self, grace: float) -> int:
+        """stop_all without filters: move new starts to a fresh generation, cancel the old ones."""
+        if self._closed:
+            stopping = list(self._generations)
+        else:
             self._gen = await self._root.start(self._run_generation)
-        count = len(self._live)  # all of them live in older generations
-        stopping = [gen for gen in self._generations if gen is not self._gen]
-        for gen in stopping:
-            gen.cancel(_STOPPED)
+            stopping = [gen for gen in self._generations if gen is not self._gen]
+        count = len(self._live)  # every one of them lives in an older generation
+        try:
+            if grace:
+                handles = list(self._live.values())
+                ended = Countdown(handles)
+                for handle in handles:
+                    self._ask(handle, _STOPPED)
+                with trio.move_on_after(grace):
+                    await ended.event.wait()
+        finally:
+            for gen in stopping:
+                gen.cancel(_STOPPED)
         for gen in stopping:
             await gen.closed.wait()
         return count
+
+    def _ask(self, handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
+        """Ask a task to stop; one with no body running (queued, or between retries) is cancelled at once."""
+        handle._ask_cancel()
+        if handle._queued or handle._backing_off:
+            self._cancel_now(handle, ctl)
+
+    def _cancel_now(self, handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
+        """Cancel a task's scope; it ends with ``ctl`` unless it has ended already."""
+        if handle._ended_at is None:
+            if handle._cancel_ctl is None:
+                handle._cancel_ctl = ctl
+            handle._ask_cancel()
+            handle._scope.cancel()
+
+    # -- watching ---------------------------------------------------------------
+
+    def watch(
+        self,
+        task_type: str | None = None,
+        task_id: str | None = None,
+        *,
+        chat_key: str | None = None,
+        buffer: int | None = 256,
+    ) -> TaskEvents:
+        """Stream every progress and terminal TaskCtl of the matching tasks, as :class:`TaskEvent` values.
+
+        ``watch(task_type, task_id)`` follows one task (started already or
+        later) and ends after its terminal event; ``watch(task_type)``,
+        ``watch(chat_key=...)`` and ``watch()`` follow every matching task
+        until the manager closes. Events flow from entering the ``async
+        with`` block, starting with the current state of each matching
+        running task. A slow reader never slows a task: past ``buffer``
+        unread progress events the oldest are dropped and counted in
+        ``events.dropped`` (``buffer=None``: keep all); terminal events are
+        never dropped::
+
+            async with manager.watch(chat_key="chat-1") as events:
+                async for event in events:
+                    await send_to_browser(event.task_id, event.ctl.message, event.ctl.progress)
+
+        Raises:
+            TypeError: a filter is not a str, or ``task_id`` is given without ``task_type``.
+            ValueError: ``buffer`` is not None or an int >= 1.
+        """
+        matches, key = event_filter(task_type, task_id, chat_key)
+        if buffer is not None and (isinstance(buffer, bool) or not isinstance(buffer, int)):
+            raise TypeError(f"buffer must be None or an int >= 1, got {buffer!r}")
+        if buffer is not None and buffer < 1:
+            raise ValueError(f"buffer must be >= 1 (or None to keep every event), got {buffer!r}")
+        return TaskEvents(self, matches, key, math.inf if buffer is None else buffer)
+
+    def _subscribe(self, events: TaskEvents) -> None:
+        """Start feeding ``events``: the current states first, then every update."""
+        if self._all_ended.is_set():
+            events.close()
+            return
+        key = events.task_key
+        if key is not None:
+            self._keyed_watchers.setdefault(key, []).append(events)
+            handle = self._live.get(key)
+            handles = [] if handle is None else [handle]
+        else:
+            self._broad_watchers.append(events)
+            handles = [handle for handle in self._live.values() if events.matches(handle)]
+        for handle in handles:
+            if handle._watchers is None:
+                handle._watchers = [events]
+            else:
+                handle._watchers.append(events)
+            if handle._state is not None:
+                events.push(event_of(handle, handle._state))
+
+    def _unsubscribe(self, events: TaskEvents) -> None:
+        key = events.task_key
+        if key is not None:
+            watchers = self._keyed_watchers.get(key)
+            if watchers is not None and events in watchers:
+                watchers.remove(events)
+                if not watchers:
+                    del self._keyed_watchers[key]
+            handle = self._live.get(key)
+            handles = [] if handle is None else [handle]
+        else:
+            if events in self._broad_watchers:
+                self._broad_watchers.remove(events)
+            handles = list(self._live.values())
+        for handle in handles:
+            if handle._watchers is not None and events in handle._watchers:
+                handle._watchers.remove(events)
+
+    def _attach_watchers(self, handle: AsyncTaskHandle, key: Key) -> None:
+        watchers = [events for events in self._broad_watchers if events.matches(handle)]
+        watchers += self._keyed_watchers.get(key, ())
+        if watchers:
+            handle._watchers = watchers
+
+    # -- other threads ---------------------------------------------------------------
+
+    def portal(self) -> TaskPortal:
+        """A :class:`TaskPortal` through which other threads drive this manager.
+
+        Call it in Trio and hand the portal to the thread::
+
+            portal = manager.portal()
+            await trio.to_thread.run_sync(gui_main_loop, portal)
+        """
+        return TaskPortal(self, trio.lowlevel.current_trio_token())
 
     # -- agent notices ---------------------------------------------------------------
 
@@ -303,6 +503,20 @@ class TaskManager:
 
     # -- internals ---------------------------------------------------------------
 
+    def _limits_for(self, spec: TaskSpec) -> tuple[Limiter, ...]:
+        """The limits a task of ``spec`` counts against: its type's, then the manager's."""
+        limits = self._limits.get(spec)
+        if limits is None:
+            limits = () if self._limit is None else (self._limit,)
+            if spec.max_concurrent is not None:
+                limits = (Limiter(spec.max_concurrent, spec.on_limit, f"task type {spec.task_type!r}"), *limits)
+            self._limits[spec] = limits
+        return limits
+
+    async def _open(self, nursery: trio.Nursery) -> None:
+        self._callbacks = await nursery.start(self._run_callbacks)
+        self._gen = await nursery.start(self._run_generation)
+
     async def _run_generation(self, task_status: trio.TaskStatus[Generation]) -> None:
         gen: Generation | None = None
         try:
@@ -316,15 +530,12 @@ class TaskManager:
                 self._generations.remove(gen)
                 gen.closed.set()
 
-    async def _until_ended(self, handles: list[AsyncTaskHandle]) -> None:
-        """Wait until every task in ``handles`` (all running now) has ended."""
-        countdown = Countdown(len(handles))
-        for handle in handles:
-            if handle._countdowns is None:
-                handle._countdowns = [countdown]
-            else:
-                handle._countdowns.append(countdown)
-        await countdown.event.wait()
+    async def _run_callbacks(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+        """The nursery of async ``on_terminal`` callbacks; open until every task has ended."""
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            with trio.CancelScope(shield=True):  # a late task must still find it open
+                await self._all_ended.wait()
 
     def _task_ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
         """Record ``terminal`` and fire the callback; the runner calls this once per task."""
@@ -339,39 +550,85 @@ class TaskManager:
             history[key] = handle
             if len(history) > self._history_limit:
                 history.popitem(last=False)
+        if handle._watchers:
+            publish(handle, terminal)
+            self._keyed_watchers.pop(key, None)  # a watch of one task ends with its terminal event
         callback = handle._on_terminal
         if callback is not None:
             try:
-                callback(terminal)
+                result = callback(terminal)
             except Exception:
                 logger.exception("on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id)
+            else:
+                if result is not None and inspect.isawaitable(result):
+                    self._start_callback(handle, result)
         if handle._countdowns is not None:
             for countdown in handle._countdowns:
                 countdown.tick()
 
-    async def _close(self) -> None:
-        """End of the manager's block: refuse new starts, allow the grace period, cancel the rest."""
-        self._closed = True
+    def _start_callback(self, handle: AsyncTaskHandle, awaitable: Awaitable[object]) -> None:
+        assert self._callbacks is not None
+        self._callbacks.start_soon(
+            self._await_callback, handle, awaitable, name=f"trio_tasks:on_terminal:{handle.task_type}:{handle.task_id}"
+        )
+
+    async def _await_callback(self, handle: AsyncTaskHandle, awaitable: Awaitable[object]) -> None:
         try:
-            if self._grace_period > 0 and self._live:
-                with trio.move_on_after(self._grace_period):
-                    await self._until_ended(list(self._live.values()))
+            await awaitable
+        except Exception:
+            logger.exception(
+                "async on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id
+            )
+        except trio.Cancelled:
+            logger.warning(
+                "async on_terminal callback of task %s:%s was cancelled: the task manager closed",
+                handle.task_type,
+                handle.task_id,
+            )
+            raise
+
+    async def _close(self) -> None:
+        """End of the manager's block: refuse new starts, ask running tasks to stop,
+        allow the grace period, cancel the rest, then the same for async callbacks."""
+        self._closed = True
+        grace = self._grace_period
+        try:
+            if grace and self._live:
+                handles = list(self._live.values())
+                ended = Countdown(handles)
+                for handle in handles:
+                    self._ask(handle, _CLOSED)
+                with trio.move_on_after(grace):
+                    await ended.event.wait()
         finally:
             for gen in self._generations:
                 gen.cancel(_CLOSED)
+            try:
+                with trio.CancelScope(shield=True):  # cancelled tasks end promptly; their callbacks need the nursery
+                    for gen in list(self._generations):
+                        await gen.closed.wait()
+            finally:
+                if self._callbacks is not None:
+                    if grace:
+                        self._callbacks.cancel_scope.deadline = trio.current_time() + grace
+                    else:
+                        self._callbacks.cancel_scope.cancel()
+                self._all_ended.set()
+                for events in [*self._broad_watchers, *(w for ws in self._keyed_watchers.values() for w in ws)]:
+                    events.close()
 
 
-def _check_options(on_agent_notice: object, grace_period: object, history_limit: object) -> None:
+def _check_options(
+    on_agent_notice: object, grace_period: object, history_limit: object, max_concurrent: object, on_limit: object
+) -> None:
     if on_agent_notice is not None and not callable(on_agent_notice):
         raise TypeError(f"on_agent_notice must be a callable taking an AgentNotice, got {on_agent_notice!r}")
-    if isinstance(grace_period, bool) or not isinstance(grace_period, (int, float)):
-        raise TypeError(f"grace_period must be a number of seconds, got {grace_period!r}")
-    if not 0 <= grace_period < math.inf:
-        raise ValueError(f"grace_period must be a finite number of seconds >= 0, got {grace_period!r}")
+    check_number("grace_period", grace_period, unit=" seconds")
     if isinstance(history_limit, bool) or not isinstance(history_limit, int):
         raise TypeError(f"history_limit must be an int, got {history_limit!r}")
     if history_limit < 0:
         raise ValueError(f"history_limit must be >= 0 (0 keeps no history), got {history_limit!r}")
+    check_limit(max_concurrent, on_limit)
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:
@@ -388,17 +645,21 @@ async def open_task_manager(
     on_agent_notice: NoticeCallback | None = None,
     grace_period: float = 0.0,
     history_limit: int = 10_000,
+    max_concurrent: int | None = None,
+    on_limit: OnLimit = "queue",
 ) -> AsyncIterator[TaskManager]:
     """Open a :class:`TaskManager` for the duration of an ``async with`` block.
 
     Inside the block (and in the tasks it starts) the module-level
     :data:`trio_tasks.task` object refers to this manager. When the block
-    ends, however it ends, no new task may start; running tasks get up to
-    ``grace_period`` seconds to finish on their own (unless the block is
-    being cancelled), then are cancelled, and the block exits only once every
+    ends, however it ends, no new task may start; running tasks are asked to
+    stop (``handle.is_cancelled``, ``handle.cancel_requested()``) and get up
+    to ``grace_period`` seconds to finish on their own (unless the block is
+    being cancelled), then are cancelled; async ``on_terminal`` callbacks
+    still running get the same grace period; the block exits only once every
     task has fired its terminal callback::
 
-        async with open_task_manager(grace_period=5) as manager:
+        async with open_task_manager(grace_period=5, max_concurrent=8) as manager:
             await task.start("webapp_dev", "DEV_1", "chat-1", plugin, requirement="...")
             ...
 
@@ -410,28 +671,40 @@ async def open_task_manager(
             when the block ends.
         history_limit: how many ended tasks keep their terminal state for
             ``get_state``; the oldest are forgotten first.
+        max_concurrent: at most this many tasks run at once in this manager,
+            whatever their type (``None``: no limit).
+        on_limit: ``"queue"`` (a start beyond the limit is accepted and waits
+            for a slot, first come first served) or ``"reject"`` (it raises
+            :class:`~trio_tasks.TooManyTasks`).
 
     An exception raised in the block propagates unchanged (not wrapped in an
     ExceptionGroup); so does a KeyboardInterrupt raised by a task body.
     """
-    _check_options(on_agent_notice, grace_period, history_limit)
+    _check_options(on_agent_notice, grace_period, history_limit, max_concurrent, on_limit)
     raised: BaseException | None = None
     manager: TaskManager | None = None
     try:
         async with trio.open_nursery() as nursery:
             manager = TaskManager(
-                nursery, on_agent_notice=on_agent_notice, grace_period=grace_period, history_limit=history_limit
+                nursery,
+                on_agent_notice=on_agent_notice,
+                grace_period=grace_period,
+                history_limit=history_limit,
+                max_concurrent=max_concurrent,
+                on_limit=on_limit,
             )
-            manager._gen = await nursery.start(manager._run_generation)
-            token = bind_manager(manager)
             try:
-                yield manager
-            except GeneratorExit:  # pragma: no cover - the block was abandoned, not exited
-                raise
-            except BaseException as exc:  # re-raised below, once every task has ended
-                raised = exc
+                await manager._open(nursery)
+                token = bind_manager(manager)
+                try:
+                    yield manager
+                except GeneratorExit:  # pragma: no cover - the block was abandoned, not exited
+                    raise
+                except BaseException as exc:  # re-raised below, once every task has ended
+                    raised = exc
+                finally:
+                    unbind_manager(token)
             finally:
-                unbind_manager(token)
                 await manager._close()
     except BaseExceptionGroup as group:
         leaves = list(_leaves(group))

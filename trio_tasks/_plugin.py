@@ -6,11 +6,13 @@ import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, final
+from typing import Any, Literal, TypeVar, final
 
 import attrs
 
+from ._checks import check_str
 from ._errors import UnknownTaskType
+from ._retry import RetryPolicy
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
@@ -22,13 +24,15 @@ logger = logging.getLogger("trio_tasks")
 F = TypeVar("F", bound=Callable[..., Any])
 CleanupHook = Callable[[], Awaitable[object]]
 
+OnLimit = Literal["queue", "reject"]
+
 # Parameters that ``start`` fills from its own arguments when the caller
 # did not pass them (the seed's examples rely on this).
 _FILLABLE = ("task_id", "chat_key")
 
 
 @final
-@attrs.frozen
+@attrs.frozen(eq=False)
 class TaskSpec:
     """How to run one mounted task type (internal).
 
@@ -41,12 +45,22 @@ class TaskSpec:
     func: Callable[..., Any]
     is_generator: bool
     fills: tuple[tuple[str, int | None], ...]
+    max_concurrent: int | None = None
+    on_limit: OnLimit = "queue"
+    retry: RetryPolicy | None = None
 
 
-def _check_name(what: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{what} must be a non-empty str, got {value!r}")
-    return value
+def check_limit(max_concurrent: object, on_limit: object) -> None:
+    """Check a ``max_concurrent`` / ``on_limit`` pair (internal; the manager's too)."""
+    if max_concurrent is not None and (isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int)):
+        raise TypeError(f"max_concurrent must be None or an int >= 1, got {max_concurrent!r}")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ValueError(f"max_concurrent must be >= 1 (or None for no limit), got {max_concurrent!r}")
+    if on_limit not in ("queue", "reject"):
+        raise ValueError(
+            f"on_limit must be 'queue' (start waits for a free slot) or 'reject' (start raises TooManyTasks), "
+            f"got {on_limit!r}"
+        )
 
 
 def _fillable_parameters(func: Callable[..., Any]) -> tuple[tuple[str, int | None], ...]:
@@ -106,8 +120,8 @@ class Plugin:
     _cleanup: list[CleanupHook] = attrs.field(factory=list, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        _check_name("Plugin name", self.name)
-        _check_name("Plugin module_name", self.module_name)
+        check_str("Plugin name", self.name, empty_ok=False)
+        check_str("Plugin module_name", self.module_name, empty_ok=False)
         for field in ("description", "version", "author", "url"):
             value = getattr(self, field)
             if not isinstance(value, str):
@@ -118,7 +132,14 @@ class Plugin:
         """The task types mounted on this plugin, in mounting order."""
         return list(self._specs)
 
-    def mount_async_task(self, task_type: str) -> Callable[[F], F]:
+    def mount_async_task(
+        self,
+        task_type: str,
+        *,
+        max_concurrent: int | None = None,
+        on_limit: OnLimit = "queue",
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[F], F]:
         """Register the decorated function as the body of ``task_type``.
 
         The function is an async generator that yields :class:`TaskCtl`
@@ -131,13 +152,28 @@ class Plugin:
             async def my_task(handle, prompt: str, task_id: str):
                 yield TaskCtl.success(f"{task_id} done")
 
+        Args:
+            max_concurrent: at most this many tasks of this type run at once
+                in one task manager (``None``: no limit).
+            on_limit: when the limit is reached, ``"queue"`` accepts the start
+                at once and runs the body when a slot frees (first come, first
+                served; a queued task counts as running and can be
+                cancelled), ``"reject"`` makes ``start`` raise
+                :class:`~trio_tasks.TooManyTasks`.
+            retry: run the body again when it raises (see
+                :class:`~trio_tasks.RetryPolicy`).
+
         Raises:
             TypeError: ``task_type`` is not a non-empty str without ``":"``, or
                 the function is neither an async generator function nor a
-                coroutine function.
-            ValueError: ``task_type`` is already mounted on this plugin.
+                coroutine function, or an option has the wrong type.
+            ValueError: ``task_type`` is already mounted on this plugin, or an
+                option is out of range.
         """
-        _check_name("task_type", task_type)
+        check_str("task_type", task_type, empty_ok=False)
+        check_limit(max_concurrent, on_limit)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be None or a trio_tasks.RetryPolicy, got {retry!r}")
         if ":" in task_type:
             raise ValueError(
                 f"task_type {task_type!r} must not contain ':' "
@@ -159,7 +195,8 @@ class Plugin:
                     f"task type {task_type!r} is already mounted on plugin {self.name!r}; "
                     f"choose another name or another plugin"
                 )
-            self._specs[task_type] = TaskSpec(task_type, func, is_generator, _fillable_parameters(func))
+            fills = _fillable_parameters(func)
+            self._specs[task_type] = TaskSpec(task_type, func, is_generator, fills, max_concurrent, on_limit, retry)
             return func
 
         return decorate

@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from types import AsyncGeneratorType, CoroutineType
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from ._ctl import TaskCtl, TaskSignal
-from ._errors import WaitCancelled
+from ._errors import TaskTimeout, WaitCancelled
 from ._facade import bind_manager
+from ._watch import publish
 
 if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
+    from ._limits import Limiter
+    from ._retry import RetryPolicy
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["run_task"]
+__all__ = ["Retrying", "run_task"]
 
 logger = logging.getLogger("trio_tasks")
 
@@ -37,9 +42,27 @@ _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _reschedule = trio.lowlevel.reschedule
 
 
-async def run_task(handle: AsyncTaskHandle, starter: trio.lowlevel.Task) -> None:
+@attrs.frozen
+class Retrying:
+    """What a task with a retry policy needs to run its body again (internal)."""
+
+    policy: RetryPolicy
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+async def run_task(
+    handle: AsyncTaskHandle,
+    starter: trio.lowlevel.Task,
+    limits: tuple[Limiter, ...] = (),
+    timeout: float | None = None,
+    retrying: Retrying | None = None,
+) -> None:
     """Drive ``handle``'s body to its end and report exactly one terminal TaskCtl.
 
+    The task first takes a slot of each of its ``limits`` (queueing if need
+    be), then runs its body under ``timeout``, again as ``retrying`` allows.
     Exceptions from the body end the task FAIL (or CANCEL for
     :class:`WaitCancelled`) and go no further. ``trio.Cancelled`` and other
     BaseExceptions (KeyboardInterrupt) propagate after the terminal is
@@ -48,32 +71,32 @@ async def run_task(handle: AsyncTaskHandle, starter: trio.lowlevel.Task) -> None
     _reschedule(starter)  # `start` returns once this step yields
     manager = handle._manager
     bind_manager(manager)
-    body = handle._body
-    is_generator = body.__class__ is AsyncGeneratorType
     terminal: TaskCtl | None = None
+    attempt = 1
+    held: list[Limiter] = []
     try:
         with handle._scope:
-            try:
-                await _checkpoint_if_cancelled()  # cancelled before it began: the body never runs
-                if is_generator:
-                    async for item in body:
-                        if item.__class__ is TaskCtl:
-                            if item.signal is _PROGRESS:
-                                handle._state = item
-                                continue
-                            terminal = item
-                        else:
-                            terminal = _not_a_ctl(handle, item)
-                        break
-                    else:
-                        terminal = _DONE
-                else:
-                    terminal = _returned(await body)
-            finally:
-                if is_generator:
-                    await body.aclose()  # runs the body's finally blocks; no-op once it has finished
-                elif body.__class__ is CoroutineType:
-                    body.close()  # only matters if it never started
+            await _checkpoint_if_cancelled()  # cancelled before it began: the body never runs
+            if limits:
+                await _take_slots(handle, limits, held)
+            if timeout is not None:
+                handle._scope.deadline = trio.current_time() + timeout
+            while True:
+                body = handle._body
+                try:
+                    try:
+                        terminal = await _drive(handle, body, attempt if retrying else None)
+                    finally:
+                        if body.__class__ is AsyncGeneratorType:
+                            await body.aclose()  # runs the body's finally blocks; no-op once it has finished
+                        elif body.__class__ is CoroutineType:
+                            body.close()  # only matters if it never started
+                    break
+                except Exception as exc:
+                    if terminal is not None or retrying is None or not _retries(handle, retrying.policy, attempt, exc):
+                        raise
+                    await _back_off(handle, retrying, attempt, exc)
+                    attempt += 1
     except Exception as exc:
         if terminal is None:
             terminal = _failed(handle, exc)
@@ -82,7 +105,7 @@ async def run_task(handle: AsyncTaskHandle, starter: trio.lowlevel.Task) -> None
     except BaseException as exc:
         failure, rest = exc.split(Exception) if isinstance(exc, BaseExceptionGroup) else (None, exc)
         if terminal is None:
-            terminal = _failed(handle, failure) if failure is not None else _interrupted(handle, exc)
+            terminal = _failed(handle, failure) if failure is not None else _interrupted(handle, exc, timeout)
         elif failure is not None:
             _log_cleanup_error(handle, failure)
         if rest is exc:
@@ -90,13 +113,111 @@ async def run_task(handle: AsyncTaskHandle, starter: trio.lowlevel.Task) -> None
         if rest is not None:
             raise rest from None
     finally:
+        if handle._body.__class__ is CoroutineType:
+            handle._body.close()  # a body that never began (cancelled while queued): no "never awaited"
         handle._body = None
-        manager._task_ended(handle, terminal if terminal is not None else cancelled_terminal(handle))
+        for limiter in held:
+            limiter.slots.release()
+        for limiter in limits:
+            limiter.live -= 1
+        if terminal is None:
+            terminal = cancelled_terminal(handle, timeout)
+        if retrying is not None:
+            terminal = attrs.evolve(terminal, attempt=attempt)
+        manager._task_ended(handle, terminal)
 
 
-def cancelled_terminal(handle: AsyncTaskHandle) -> TaskCtl:
-    """The CANCEL for a task whose scope, or a scope around it, was cancelled."""
-    return handle._cancel_ctl or handle._generation.cancel_ctl or CANCELLED_FROM_OUTSIDE
+async def _drive(handle: AsyncTaskHandle, body: Any, attempt: int | None) -> TaskCtl:
+    """Run one attempt of the body; return its terminal TaskCtl (the body is not closed here)."""
+    if body.__class__ is not AsyncGeneratorType:
+        return _returned(await body)
+    async for item in body:
+        if item.__class__ is TaskCtl:
+            if item.signal is _PROGRESS:
+                if attempt is not None:
+                    item = attrs.evolve(item, attempt=attempt)
+                handle._state = item
+                if handle._watchers:
+                    publish(handle, item)
+                continue
+            return item
+        return _not_a_ctl(handle, item)
+    return _DONE
+
+
+async def _take_slots(handle: AsyncTaskHandle, limits: tuple[Limiter, ...], held: list[Limiter]) -> None:
+    """Take a slot of every queueing limit, in order, waiting (queued) where none is free."""
+    try:
+        for limiter in limits:
+            if limiter.reject:
+                continue
+            try:
+                limiter.slots.acquire_nowait()
+            except trio.WouldBlock:
+                handle._queued = True
+                _report(handle, TaskCtl.report_progress(limiter.queued_message(), 0))
+                await limiter.slots.acquire()
+            held.append(limiter)
+        if handle._queued:
+            await _checkpoint_if_cancelled()  # cancelled just as a slot was handed over: never begin
+    finally:
+        if handle._queued:
+            handle._queued = False
+            handle._state = None
+
+
+def _report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
+    """Make ``ctl`` the task's state and tell its watchers."""
+    handle._state = ctl
+    if handle._watchers:
+        publish(handle, ctl)
+
+
+def _retries(handle: AsyncTaskHandle, policy: RetryPolicy, attempt: int, exc: Exception) -> bool:
+    """Run again? Not once the attempts are used up, nor once a cancel has been requested."""
+    return attempt < policy.attempts and not handle.is_cancelled and policy.retries(exc)
+
+
+async def _back_off(handle: AsyncTaskHandle, retrying: Retrying, attempt: int, exc: Exception) -> None:
+    """Wait before attempt ``attempt + 1`` and make its body; a cancel meanwhile ends the task."""
+    policy = retrying.policy
+    delay = policy.delay(attempt)
+    error = str(exc) or type(exc).__name__
+    logger.warning(
+        "task %s:%s attempt %d of %d failed (%s); retrying in %gs",
+        handle.task_type,
+        handle.task_id,
+        attempt,
+        policy.attempts,
+        error,
+        delay,
+        exc_info=exc,
+    )
+    message = f"Attempt {attempt} of {policy.attempts} failed: {error}; retrying in {delay:g}s"
+    _report(handle, TaskCtl(_PROGRESS, message, None, 0, attempt + 1))
+    handle._backing_off = True  # a cancel request now cancels at once: no body is running
+    try:
+        await trio.sleep(delay)
+    finally:
+        handle._backing_off = False
+    handle._body = retrying.func(handle, *retrying.args, **retrying.kwargs)
+
+
+def cancelled_terminal(handle: AsyncTaskHandle, timeout: float | None = None) -> TaskCtl:
+    """The terminal of a task whose scope, or a scope around it, was cancelled.
+
+    The manager's own cancel (``cancel``, ``stop_all``, closing) names itself;
+    a deadline that ended the task is a FAIL with :class:`TaskTimeout`;
+    anything else came from outside the manager.
+    """
+    ctl = handle._cancel_ctl or handle._generation.cancel_ctl
+    if ctl is not None:
+        return ctl
+    if timeout is not None and handle._scope.cancelled_caught:
+        error = TaskTimeout(f"{handle.task_type}:{handle.task_id}", timeout)
+        logger.error("%s", error)
+        return TaskCtl.fail(str(error), error)
+    return CANCELLED_FROM_OUTSIDE
 
 
 def _returned(value: Any) -> TaskCtl:
@@ -129,12 +250,12 @@ def _failed(handle: AsyncTaskHandle, exc: BaseException) -> TaskCtl:
     return TaskCtl.fail(message, exc)
 
 
-def _interrupted(handle: AsyncTaskHandle, exc: BaseException) -> TaskCtl:
+def _interrupted(handle: AsyncTaskHandle, exc: BaseException, timeout: float | None) -> TaskCtl:
     """The terminal of a body ended by a BaseException: Cancelled, KeyboardInterrupt..."""
     if isinstance(exc, trio.Cancelled) or (
         isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is None
     ):
-        return cancelled_terminal(handle)
+        return cancelled_terminal(handle, timeout)
     message = f"interrupted by {type(exc).__name__}"
     logger.error("task %s:%s %s", handle.task_type, handle.task_id, message, exc_info=exc)
     return TaskCtl.fail(message, exc)

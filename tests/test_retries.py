@@ -1,0 +1,338 @@
+"""Retries: ``mount_async_task(..., retry=RetryPolicy(...))``.
+
+Bodies follow a script: ``outcomes[n]`` says how attempt ``n + 1`` ends. Each attempt records its virtual start
+time in a :class:`Attempts` log, so the tests can see the backoff on the clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from trio_tasks import (
+    AsyncTaskHandle,
+    Plugin,
+    RetryPolicy,
+    TaskCtl,
+    TaskManager,
+    TaskSignal,
+    WaitCancelled,
+    open_task_manager,
+)
+
+
+@attrs.define
+class Attempts:
+    """The start times of every attempt, the arguments each saw, and the errors raised."""
+
+    began: list[float] = attrs.Factory(list)
+    closed: int = 0
+    args: list[Any] = attrs.Factory(list)
+    errors: list[BaseException] = attrs.Factory(list)
+
+
+async def scripted(
+    handle: AsyncTaskHandle, log: Attempts, outcomes: list[str], work: float = 0.0
+) -> AsyncIterator[TaskCtl]:
+    """Attempt ``n`` reports progress, works for ``work`` seconds, then does ``outcomes[n - 1]`` (the last repeats)."""
+    log.began.append(trio.current_time())
+    log.args.append(outcomes)
+    n = len(log.began)
+    try:
+        yield TaskCtl.report_progress(f"attempt body {n}", 10)
+        await trio.sleep(work)
+        outcome = outcomes[min(n, len(outcomes)) - 1]
+        if outcome == "ok":
+            yield TaskCtl.success(f"succeeded on attempt {n}")
+        elif outcome == "yield_fail":
+            yield TaskCtl.fail("gave up on purpose")
+        elif outcome == "wait":
+            await handle.wait("never")
+        else:
+            error: Exception = {"connection": ConnectionError, "value": ValueError}[outcome](f"boom {n}")
+            log.errors.append(error)
+            raise error
+    finally:
+        log.closed += 1
+
+
+def mounted(policy: RetryPolicy | None) -> Plugin:
+    plugin = Plugin(name="Retries", module_name="retries")
+    plugin.mount_async_task("job", retry=policy)(scripted)
+    return plugin
+
+
+@attrs.frozen
+class Ended:
+    ctl: TaskCtl
+    at: float
+
+
+async def start(manager: TaskManager, plugin: Plugin, *args: Any) -> list[Ended]:
+    ends: list[Ended] = []
+    await manager.start(
+        "job", "T", "chat", plugin, *args, on_terminal=lambda ctl: ends.append(Ended(ctl, trio.current_time()))
+    )
+    return ends
+
+
+def only(ends: list[Ended]) -> Ended:
+    assert len(ends) == 1, ends
+    return ends[0]
+
+
+async def wait_until_idle(manager: TaskManager, within: float = 1000) -> None:
+    """Wait (on the virtual clock) until no task runs; fail rather than hang if that takes over ``within`` seconds."""
+    with trio.fail_after(within):
+        while manager.get_running_tasks():
+            await trio.sleep(0.25)
+
+
+# -- running again ------------------------------------------------------------------------------------------
+
+
+async def test_exhausted_retries_fail_with_the_last_exception(autojump_clock: trio.testing.MockClock) -> None:
+    log = Attempts()
+    outcomes = ["connection"]
+    async with open_task_manager() as manager:
+        t0 = trio.current_time()
+        ends = await start(manager, mounted(RetryPolicy(attempts=3, backoff=1.0, factor=2.0)), log, outcomes)
+        await trio.sleep(2.5)
+        assert manager.is_running("job", "T"), "still retrying: no terminal yet"
+        assert ends == []
+        await wait_until_idle(manager)
+    end = only(ends)
+    assert end.ctl.signal is TaskSignal.FAIL
+    assert end.ctl.data is log.errors[-1]
+    assert str(end.ctl.data) == "boom 3"
+    assert end.ctl.attempt == 3
+    assert log.began == [t0, t0 + 1, t0 + 3], "backoff of 1 then 2 seconds"
+    assert log.closed == 3, "every attempt's body was closed"
+    assert all(args is outcomes for args in log.args), "every attempt got the same arguments"
+
+
+async def test_backoff_is_capped_by_max_backoff(autojump_clock: trio.testing.MockClock) -> None:
+    log = Attempts()
+    policy = RetryPolicy(attempts=5, backoff=1.0, factor=2.0, max_backoff=3.0)
+    async with open_task_manager() as manager:
+        t0 = trio.current_time()
+        ends = await start(manager, mounted(policy), log, ["connection"])
+        await wait_until_idle(manager)
+    assert log.began == [t0, t0 + 1, t0 + 3, t0 + 6, t0 + 9], "waits of 1, 2, then 3 (not 4, 8)"
+    assert only(ends).ctl.attempt == 5
+
+
+async def test_success_on_the_second_attempt(autojump_clock: trio.testing.MockClock) -> None:
+    log = Attempts()
+    async with open_task_manager() as manager:
+        t0 = trio.current_time()
+        ends = await start(manager, mounted(RetryPolicy(attempts=3, backoff=2.0)), log, ["connection", "ok"], 1.0)
+        await wait_until_idle(manager)
+    end = only(ends)
+    assert end.ctl == TaskCtl(TaskSignal.SUCCESS, "succeeded on attempt 2", attempt=2)
+    assert end.at == t0 + 4, "1 second of work, 2 of backoff, 1 of work"
+    assert log.began == [t0, t0 + 3]
+
+
+async def test_backoff_is_logged_as_a_warning(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_task_manager() as manager:
+        await start(manager, mounted(RetryPolicy(attempts=2)), Attempts(), ["connection", "ok"])
+        await wait_until_idle(manager)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "trio_tasks" and r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "attempt 1 of 2" in warnings[0]
+    assert "boom 1" in warnings[0]
+
+
+# -- not retried -------------------------------------------------------------------------------------------
+
+
+async def test_a_yielded_fail_is_not_retried(autojump_clock: trio.testing.MockClock) -> None:
+    log = Attempts()
+    async with open_task_manager() as manager:
+        ends = await start(manager, mounted(RetryPolicy(attempts=3)), log, ["yield_fail"])
+        await wait_until_idle(manager)
+    assert only(ends).ctl == TaskCtl(TaskSignal.FAIL, "gave up on purpose", attempt=1)
+    assert len(log.began) == 1
+
+
+async def test_wait_cancelled_is_not_retried(autojump_clock: trio.testing.MockClock) -> None:
+    log = Attempts()
+    policy = RetryPolicy(attempts=3, retry_on=(Exception,))  # WaitCancelled is an Exception too
+    assert issubclass(WaitCancelled, Exception)
+    async with open_task_manager() as manager:
+        ends = await start(manager, mounted(policy), log, ["wait"])
+        await trio.sleep(1)
+        handle = manager.get_handle("job", "T")
+        assert handle is not None
+        assert handle.cancel_wait("never") is True
+        await wait_until_idle(manager)
+    end = only(ends)
+    assert end.ctl.signal is TaskSignal.CANCEL
+    assert "never" in end.ctl.message
+    assert len(log.began) == 1
+
+
+async def test_an_exception_not_in_retry_on_is_not_retried(autojump_clock: trio.testing.MockClock) -> None:
+    log = Attempts()
+    async with open_task_manager() as manager:
+        ends = await start(manager, mounted(RetryPolicy(attempts=3, retry_on=ConnectionError)), log, ["value"])
+        await wait_until_idle(manager)
+    end = only(ends)
+    assert end.ctl.signal is TaskSignal.FAIL
+    assert isinstance(end.ctl.data, ValueError)
+    assert end.ctl.attempt == 1
+    assert len(log.began) == 1
+
+
+async def test_a_matching_exception_is_retried_and_a_later_other_one_is_not(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log = Attempts()
+    policy = RetryPolicy(attempts=5, retry_on=(ConnectionError, TimeoutError))
+    async with open_task_manager() as manager:
+        ends = await start(manager, mounted(policy), log, ["connection", "value"])
+        await wait_until_idle(manager)
+    end = only(ends)
+    assert isinstance(end.ctl.data, ValueError)
+    assert end.ctl.attempt == 2
+    assert len(log.began) == 2
+
+
+# -- cancel during the backoff -----------------------------------------------------------------------------
+
+
+async def test_cancel_during_backoff_ends_cancel_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    log = Attempts()
+    async with open_task_manager() as manager:
+        t0 = trio.current_time()
+        ends = await start(manager, mounted(RetryPolicy(attempts=3, backoff=10.0)), log, ["connection"])
+        await trio.sleep(4)
+        assert await manager.cancel("job", "T") is True
+        assert trio.current_time() == t0 + 4
+        await trio.sleep(30)
+    end = only(ends)
+    assert end.ctl.signal is TaskSignal.CANCEL
+    assert end.ctl.message == "Cancelled by cancel()"
+    assert end.at == t0 + 4
+    assert log.began == [t0], "no further attempt"
+
+
+async def test_cancel_with_grace_during_backoff_ends_cancel_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    """No body is running during the backoff, so there is no step to finish: as with a queued task."""
+    log = Attempts()
+    async with open_task_manager() as manager:
+        t0 = trio.current_time()
+        ends = await start(manager, mounted(RetryPolicy(attempts=3, backoff=10.0)), log, ["connection"])
+        await trio.sleep(4)
+        assert await manager.cancel("job", "T", grace=30) is True
+        assert trio.current_time() == t0 + 4
+    assert only(ends).ctl.message == "Cancelled by cancel()"
+    assert log.began == [t0], "no further attempt"
+
+
+# -- attempt numbers in the states ---------------------------------------------------------------------------
+
+
+async def test_states_carry_the_attempt_number(autojump_clock: trio.testing.MockClock) -> None:
+    async def state_at(seconds: float) -> TaskCtl | None:
+        await trio.sleep_until(t0 + seconds)
+        return manager.get_state("job", "T")
+
+    policy = RetryPolicy(attempts=3, backoff=1.0, factor=2.0)
+    async with open_task_manager() as manager:
+        t0 = trio.current_time()
+        # Attempts of 10 seconds: 0-10, backoff 1, 11-21, backoff 2, 23-33.
+        ends = await start(manager, mounted(policy), Attempts(), ["connection"], 10.0)
+        assert await state_at(5) == TaskCtl(TaskSignal.PROGRESS, "attempt body 1", progress=10, attempt=1)
+        backoff = await state_at(10.5)
+        assert backoff == TaskCtl(
+            TaskSignal.PROGRESS, "Attempt 1 of 3 failed: boom 1; retrying in 1s", progress=0, attempt=2
+        )
+        assert await state_at(15) == TaskCtl(TaskSignal.PROGRESS, "attempt body 2", progress=10, attempt=2)
+        backoff = await state_at(22)
+        assert backoff is not None
+        assert backoff.message == "Attempt 2 of 3 failed: boom 2; retrying in 2s"
+        assert backoff.attempt == 3
+        assert await state_at(30) == TaskCtl(TaskSignal.PROGRESS, "attempt body 3", progress=10, attempt=3)
+        await wait_until_idle(manager)
+        assert manager.get_state("job", "T") == only(ends).ctl
+    assert only(ends).at == t0 + 33
+    assert only(ends).ctl.attempt == 3
+
+
+async def test_without_a_policy_states_carry_no_attempt(autojump_clock: trio.testing.MockClock) -> None:
+    log = Attempts()
+    async with open_task_manager() as manager:
+        ends = await start(manager, mounted(None), log, ["connection"], 1.0)
+        state = manager.get_state("job", "T")
+        assert state is not None
+        assert state.attempt is None
+        await wait_until_idle(manager)
+    assert only(ends).ctl.attempt is None
+    assert len(log.began) == 1
+
+
+# -- RetryPolicy -------------------------------------------------------------------------------------------
+
+
+def test_delay_grows_by_factor_and_is_capped() -> None:
+    policy = RetryPolicy()
+    assert (policy.attempts, policy.backoff, policy.factor, policy.max_backoff) == (3, 1.0, 2.0, 60.0)
+    assert policy.retry_on == (Exception,)
+    assert [policy.delay(n) for n in range(1, 9)] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert policy.delay(100_000) == 60.0, "no overflow on a huge attempt number"
+    assert RetryPolicy(backoff=0.5, factor=1.0).delay(7) == 0.5
+    assert RetryPolicy(backoff=0.0).delay(3) == 0.0
+    assert RetryPolicy(factor=1e300, max_backoff=5.0).delay(4) == 5.0
+
+
+def test_retry_on_accepts_one_class_or_a_tuple() -> None:
+    assert RetryPolicy(retry_on=ConnectionError).retry_on == (ConnectionError,)
+    assert RetryPolicy(retry_on=(OSError, KeyError)).retry_on == (OSError, KeyError)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "named"),
+    [
+        ({"attempts": 0}, ValueError, "attempts"),
+        ({"attempts": -2}, ValueError, "attempts"),
+        ({"attempts": 2.0}, TypeError, "attempts"),
+        ({"attempts": True}, TypeError, "attempts"),
+        ({"attempts": "3"}, TypeError, "attempts"),
+        ({"backoff": -1}, ValueError, "backoff"),
+        ({"backoff": math.nan}, ValueError, "backoff"),
+        ({"backoff": math.inf}, ValueError, "backoff"),
+        ({"backoff": "1"}, TypeError, "backoff"),
+        ({"factor": 0.5}, ValueError, "factor"),
+        ({"factor": math.nan}, ValueError, "factor"),
+        ({"factor": math.inf}, ValueError, "factor"),
+        ({"factor": None}, TypeError, "factor"),
+        ({"max_backoff": -0.1}, ValueError, "max_backoff"),
+        ({"max_backoff": math.inf}, ValueError, "max_backoff"),
+        ({"max_backoff": math.nan}, ValueError, "max_backoff"),
+        ({"retry_on": KeyboardInterrupt}, TypeError, "retry_on"),
+        ({"retry_on": BaseException}, TypeError, "retry_on"),
+        ({"retry_on": ValueError("x")}, TypeError, "retry_on"),
+        ({"retry_on": (ValueError, "x")}, TypeError, "retry_on"),
+        ({"retry_on": [ValueError]}, TypeError, "retry_on"),
+    ],
+)
+def test_retry_policy_validates_its_fields(options: dict[str, Any], error: type[Exception], named: str) -> None:
+    with pytest.raises(error, match=named) as caught:
+        RetryPolicy(**options)
+    assert repr(options[named]) in str(caught.value)
+
+
+def test_mount_async_task_needs_a_retry_policy() -> None:
+    plugin = Plugin(name="Retries", module_name="retries")
+    with pytest.raises(TypeError, match="RetryPolicy"):
+        plugin.mount_async_task("job", retry=3)  # type: ignore[arg-type]

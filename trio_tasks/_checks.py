@@ -1,0 +1,40 @@
+"""Argument checks shared by the public API: each error names the bad value and the fix."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["check_number", "check_str"]
+
+
+def check_str(what: str, value: object, *, empty_ok: bool = True) -> None:
+    """Raise TypeError unless ``value`` is a str (non-empty unless ``empty_ok``)."""
+    if not isinstance(value, str) or not (empty_ok or value):
+        kind = "str" if empty_ok else "non-empty str"
+        raise TypeError(f"{what} must be a {kind}, got {value!r} ({type(value).__name__})")
+
+
+def check_number(
+    what: str,
+    value: object,
+    *,
+    low: float = 0,
+    low_ok: bool = True,
+    inf_ok: bool = False,
+    unit: str = "",
+    hint: str = "",
+) -> None:
+    """Raise unless ``value`` is an int or float (not a bool) above ``low``.
+
+    ``low_ok`` admits ``low`` itself, ``inf_ok`` admits infinity; NaN is
+    never admitted. ``unit`` (" seconds") and ``hint`` complete the message.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        of = f" of{unit}" if unit else ""
+        raise TypeError(f"{what} must be a number{of}{hint}, got {value!r} ({type(value).__name__})")
+    above = value >= low if low_ok else value > low
+    if not (above and (inf_ok or value < math.inf)):  # NaN fails every comparison
+        bound = f"{'>=' if low_ok else '>'} {low:g}{unit}"
+        if not inf_ok:
+            bound += " and finite"
+        raise ValueError(f"{what} must be {bound}{hint}, got {value!r}")

@@ -1,0 +1,87 @@
+"""RetryPolicy: how often, and after how long, a failing task body is run again."""
+
+from __future__ import annotations
+
+import sys
+from typing import final
+
+import attrs
+
+from ._checks import check_number
+from ._errors import WaitCancelled
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["RetryPolicy"]
+
+
+def _to_exception_types(value: object) -> tuple[type[Exception], ...]:
+    types = value if isinstance(value, tuple) else (value,)
+    for kind in types:
+        if not (isinstance(kind, type) and issubclass(kind, Exception)):
+            raise TypeError(
+                f"RetryPolicy retry_on must be an Exception subclass or a tuple of them, got {value!r}; "
+                f"cancellation and BaseExceptions (KeyboardInterrupt) are never retried"
+            )
+    return types
+
+
+@final
+@attrs.frozen
+class RetryPolicy:
+    """Run a task body again when it raises, with exponential backoff.
+
+    ``attempts`` counts every run, the first included. An attempt that raises
+    an exception matching ``retry_on`` is run again, with the same arguments,
+    after ``backoff * factor ** (n - 1)`` seconds (at most ``max_backoff``)
+    following failed attempt ``n``. An attempt that yields its own
+    ``TaskCtl.fail`` is not retried, nor is a cancel or a
+    :class:`~trio_tasks.WaitCancelled`, nor any failure once a cancel of the
+    task has been requested (it ends FAIL). The task's ``task_timeout``
+    covers all attempts and backoffs. ``on_terminal`` fires once, after the
+    last attempt; while retrying, the task's states carry the attempt number
+    in :attr:`TaskCtl.attempt <trio_tasks.TaskCtl.attempt>`::
+
+        >>> policy = RetryPolicy(attempts=4, backoff=1.0, factor=2.0, max_backoff=3.0)
+        >>> [policy.delay(n) for n in (1, 2, 3)]
+        [1.0, 2.0, 3.0]
+
+        @plugin.mount_async_task("fetch", retry=RetryPolicy(attempts=3, retry_on=(ConnectionError,)))
+        async def fetch(handle, url: str): ...
+
+    A cancel during the backoff ends the task CANCEL at once.
+    """
+
+    attempts: int = 3
+    backoff: float = 1.0
+    factor: float = 2.0
+    max_backoff: float = 60.0
+    retry_on: tuple[type[Exception], ...] = attrs.field(default=(Exception,), converter=_to_exception_types)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise TypeError(f"RetryPolicy attempts must be an int, got {self.attempts!r}")
+        if self.attempts < 1:
+            raise ValueError(f"RetryPolicy attempts counts every run, the first included: it must be >= 1, "
+                             f"got {self.attempts!r}")
+        check_number("RetryPolicy backoff", self.backoff, unit=" seconds")
+        check_number("RetryPolicy factor", self.factor, low=1)
+        check_number("RetryPolicy max_backoff", self.max_backoff, unit=" seconds")
+
+    def delay(self, failed_attempt: int) -> float:
+        """Seconds to wait after attempt number ``failed_attempt`` (1-based) has failed."""
+        try:
+            growth = self.factor ** (failed_attempt - 1)
+        except OverflowError:
+            return float(self.max_backoff)
+        return float(min(self.backoff * growth, self.max_backoff))
+
+    def retries(self, exc: BaseException) -> bool:
+        """True if an attempt that raised ``exc`` should run again (attempts allowing).
+
+        An exception group is retried when every exception in it matches.
+        """
+        if isinstance(exc, BaseExceptionGroup):
+            return exc.split(self.retry_on)[1] is None and exc.split(WaitCancelled)[0] is None
+        return isinstance(exc, self.retry_on) and not isinstance(exc, WaitCancelled)

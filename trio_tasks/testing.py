@@ -1,0 +1,98 @@
+"""Helpers for testing task bodies: the ``task_manager`` pytest fixture and :func:`run_task`.
+
+Installing trio_tasks registers the fixture with pytest (a ``pytest11`` entry
+point), so with pytest-trio a test only has to ask for it::
+
+    async def test_render(task_manager):
+        await task_manager.start("render", "R1", "chat", plugin, scene="intro")
+        ...
+
+Tasks that wait (``trio.sleep``, ``handle.wait(key, timeout=3600)``) finish
+in microseconds when the test runs on a mock clock that jumps ahead whenever
+every task is blocked: ask pytest-trio for its ``autojump_clock`` fixture, or
+pass ``clock=trio.testing.MockClock(autojump_threshold=0)`` to ``trio.run``::
+
+    async def test_approval_times_out(autojump_clock):
+        ctls = await run_task(plugin, "approval_task", prompt="Deploy?")
+        assert ctls[-1] == TaskCtl.fail("Approval timeout or rejected")
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ._ctl import TaskCtl
+from ._errors import NoTaskManager
+from ._facade import current_manager
+from ._manager import TaskManager, open_task_manager
+from ._plugin import Plugin
+
+__all__ = ["run_task", "task_manager"]
+
+_ids = itertools.count(1)
+
+
+async def run_task(
+    plugin: Plugin,
+    task_type: str,
+    *args: Any,
+    task_id: str | None = None,
+    chat_key: str = "test-chat",
+    task_timeout: float | None = None,
+    **kwargs: Any,
+) -> list[TaskCtl]:
+    """Run one task to its end and return every TaskCtl it produced, the terminal one last.
+
+    It runs in the current task manager (inside ``open_task_manager()`` or
+    with the ``task_manager`` fixture), or in a manager of its own when none
+    is open. ``args`` and ``kwargs`` go to the body, as with ``start``;
+    ``task_id`` defaults to a fresh ``"run_task-N"``. Nothing is dropped::
+
+        ctls = await run_task(plugin, "my_task", prompt="Generate report")
+        assert [ctl.progress for ctl in ctls[:-1]] == [10, 50]
+        assert ctls[-1].signal is TaskSignal.SUCCESS
+
+    With a mock clock (``autojump_clock``) a task that waits an hour ends
+    at once, its wait timed out.
+    """
+    try:
+        manager = current_manager()
+    except NoTaskManager:
+        async with open_task_manager() as own:
+            return await _run(own, plugin, task_type, args, task_id, chat_key, task_timeout, kwargs)
+    return await _run(manager, plugin, task_type, args, task_id, chat_key, task_timeout, kwargs)
+
+
+async def _run(
+    manager: TaskManager,
+    plugin: Plugin,
+    task_type: str,
+    args: tuple[Any, ...],
+    task_id: str | None,
+    chat_key: str,
+    task_timeout: float | None,
+    kwargs: dict[str, Any],
+) -> list[TaskCtl]:
+    task_id = f"run_task-{next(_ids)}" if task_id is None else task_id
+    async with manager.watch(task_type, task_id, buffer=None) as events:
+        await manager.start(task_type, task_id, chat_key, plugin, *args, task_timeout=task_timeout, **kwargs)
+        return [event.ctl async for event in events]
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - only the fixture needs pytest
+    pass
+else:
+
+    @pytest.fixture
+    async def task_manager() -> AsyncIterator[TaskManager]:
+        """A task manager open for the length of one test (pytest-trio).
+
+        Inside the test, the ``trio_tasks.task`` object refers to it too. It
+        closes after the test, cancelling whatever still runs.
+        """
+        async with open_task_manager() as manager:
+            yield manager
