@@ -10,11 +10,12 @@ from ._errors import NoTaskManager
 if TYPE_CHECKING:
     from ._manager import TaskManager
 
-__all__ = ["bind_manager", "current_manager", "task", "unbind_manager"]
+__all__ = ["bind_manager", "bound_manager", "current_manager", "task", "unbind_manager"]
 
 _current: ContextVar[TaskManager] = ContextVar("trio_tasks.current_manager")
 bind_manager = _current.set
 unbind_manager = _current.reset
+bound_manager = _current.get
 
 _NO_MANAGER = (
     "no task manager is open here; open one with "

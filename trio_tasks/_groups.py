@@ -1,4 +1,4 @@
-"""Groups of tasks: stopped together (Generation), awaited together (Countdown), picked together (Filter)."""
+"""Groups of tasks: awaited together (Countdown), picked together (Filter)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import attrs
 import trio
 
 from ._checks import check_str
-from ._ctl import TaskCtl
 from ._plugin import Plugin
 
 if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
 
-__all__ = ["Countdown", "Filter", "Generation"]
+__all__ = ["Countdown", "Filter"]
 
 
 @final
@@ -46,23 +45,6 @@ class Countdown:
         self.remaining -= 1
         if self.remaining == 0:
             self.event.set()
-
-
-@final
-@attrs.define(eq=False)
-class Generation:
-    """A nursery inside the manager's own, holding the tasks started since the
-    last ``stop_all`` (internal). Stopping them all cancels this one scope."""
-
-    nursery: trio.Nursery
-    cancel_ctl: TaskCtl | None = None
-    closed: trio.Event = attrs.field(factory=trio.Event)
-
-    def cancel(self, ctl: TaskCtl) -> None:
-        """Cancel every task of this generation; they end with ``ctl`` unless they say otherwise."""
-        if self.cancel_ctl is None:
-            self.cancel_ctl = ctl
-        self.nursery.cancel_scope.cancel()
 
 
 @final

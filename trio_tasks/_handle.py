@@ -13,7 +13,7 @@ from ._ctl import TaskCtl
 from ._errors import WaitCancelled
 
 if TYPE_CHECKING:
-    from ._groups import Countdown, Generation
+    from ._groups import Countdown
     from ._manager import TaskManager
     from ._plugin import Plugin
     from ._watch import TaskEvents
@@ -43,16 +43,25 @@ class AgentNotice:
     trigger: bool = True
 
 
+_PENDING, _NOTIFIED, _CANCELLED = 0, 1, 2
+
+
 @final
 class _Waiter:
     """One pending ``wait(key)``: its event, and how it was resolved."""
 
-    __slots__ = ("cancelled", "event", "value")
+    __slots__ = ("event", "key", "outcome", "value")
 
-    def __init__(self) -> None:
+    def __init__(self, key: str) -> None:
+        self.key = key
         self.event = trio.Event()
         self.value: Any = None
-        self.cancelled = False
+        self.outcome = _PENDING  # _NOTIFIED or _CANCELLED once resolved (no longer registered)
+
+    def resolve(self, value: Any, outcome: int) -> None:
+        self.value = value
+        self.outcome = outcome
+        self.event.set()
 
 
 def _check_key(key: object) -> None:
@@ -90,7 +99,7 @@ class AsyncTaskHandle:
     plugin: Plugin
     # Bookkeeping shared with the manager and the runner.
     _manager: TaskManager
-    _generation: Generation
+    _key: tuple[str, str]
     _on_terminal: Any
     _started_at: float
     _body: Any = None
@@ -102,7 +111,7 @@ class AsyncTaskHandle:
     _cancel_event: trio.Event | None = None  # made by the first cancel_requested() that has to wait
     _cancel_ctl: TaskCtl | None = None  # the CANCEL to report: set when the manager cancels the scope itself
     _waits_closed: bool = False
-    _waits: dict[str, _Waiter] | None = None
+    _waits: _Waiter | dict[str, _Waiter] | None = None  # one pending wait is kept bare: most tasks have one
     _pending: dict[str, Any] | None = None
     _countdowns: list[Countdown] | None = None
     _watchers: list[TaskEvents] | None = None
@@ -124,7 +133,7 @@ class AsyncTaskHandle:
                 yield TaskCtl.cancel("Stopped at a clean point")
                 return
         """
-        return self._cancel_asked or self._generation.cancel_ctl is not None
+        return self._cancel_asked
 
     async def cancel_requested(self) -> None:
         """Return once a cancel of this task has been requested (at once if it has been).
@@ -164,28 +173,23 @@ class AsyncTaskHandle:
             ValueError: ``timeout`` is negative or NaN.
             RuntimeError: this task has ended, or another wait on ``key`` is pending.
         """
-        _check_key(key)
+        if key.__class__ is not str:
+            _check_key(key)
         if timeout is not None:
             check_number("timeout", timeout, inf_ok=True, unit=" seconds", hint=" (or None to wait forever)")
-        await _checkpoint_if_cancelled()
         if self._ended_at is not None:
             raise RuntimeError(f"task {self.task_type}:{self.task_id} has ended; its handle cannot wait")
         if self._waits_closed:
+            await _checkpoint_if_cancelled()
             raise WaitCancelled(key)
         pending = self._pending
-        if pending and key in pending:
+        if pending and key in pending:  # notified before the wait: no blocking, but still a checkpoint
+            await _checkpoint_if_cancelled()
             value = pending.pop(key)
             await _cancel_shielded_checkpoint()
             return value
-        waits = self._waits
-        if waits is None:
-            waits = self._waits = {}
-        elif key in waits:
-            raise RuntimeError(
-                f"task {self.task_type}:{self.task_id} is already waiting on {key!r}; "
-                f"use a different key for each concurrent wait"
-            )
-        waiter = waits[key] = _Waiter()
+        waiter = _Waiter(key)
+        self._add_waiter(waiter)
         try:
             if timeout is None or timeout == math.inf:
                 await waiter.event.wait()
@@ -193,11 +197,36 @@ class AsyncTaskHandle:
                 with trio.move_on_after(timeout):
                     await waiter.event.wait()
         finally:
-            if waits.get(key) is waiter:  # not resolved by notify or cancel_wait
-                del waits[key]
-        if waiter.cancelled:
+            if waiter.outcome == _PENDING:  # timed out or cancelled: still registered
+                self._pop_waiter(key)
+        if waiter.outcome == _CANCELLED:
             raise WaitCancelled(key)
         return waiter.value
+
+    def _add_waiter(self, waiter: _Waiter) -> None:
+        waits = self._waits
+        if waits is None:
+            self._waits = waiter
+            return
+        if isinstance(waits, _Waiter):
+            waits = self._waits = {waits.key: waits}
+        if waiter.key in waits:
+            raise RuntimeError(
+                f"task {self.task_type}:{self.task_id} is already waiting on {waiter.key!r}; "
+                f"use a different key for each concurrent wait"
+            )
+        waits[waiter.key] = waiter
+
+    def _pop_waiter(self, key: str) -> _Waiter | None:
+        waits = self._waits
+        if waits is None:
+            return None
+        if isinstance(waits, _Waiter):
+            if waits.key != key:
+                return None
+            self._waits = None
+            return waits
+        return waits.pop(key, None)
 
     def notify(self, key: str, data: Any = None) -> bool:
         """Resume the wait on ``key`` with ``data``; True if a wait was resumed.
@@ -208,17 +237,18 @@ class AsyncTaskHandle:
 
             handle.notify("approval", True)
         """
-        _check_key(key)
+        if key.__class__ is not str:
+            _check_key(key)
         if self._ended_at is not None:
             return False
-        waits = self._waits
-        waiter = waits.pop(key, None) if waits else None
+        waiter = self._pop_waiter(key)
         if waiter is None:
             if self._pending is None:
                 self._pending = {}
             self._pending[key] = data
             return False
         waiter.value = data
+        waiter.outcome = _NOTIFIED
         waiter.event.set()
         return True
 
@@ -231,12 +261,10 @@ class AsyncTaskHandle:
             handle.cancel_wait("approval")
         """
         _check_key(key)
-        waits = self._waits
-        waiter = waits.pop(key, None) if waits else None
+        waiter = self._pop_waiter(key)
         if waiter is None:
             return False
-        waiter.cancelled = True
-        waiter.event.set()
+        waiter.resolve(None, _CANCELLED)
         return True
 
     def cancel_all(self) -> int:
@@ -249,14 +277,11 @@ class AsyncTaskHandle:
         self._waits_closed = True
         self._ask_cancel()
         waits = self._waits
-        if not waits:
-            return 0
-        for waiter in waits.values():
-            waiter.cancelled = True
-            waiter.event.set()
-        count = len(waits)
-        waits.clear()
-        return count
+        self._waits = None
+        waiters = [] if waits is None else [waits] if isinstance(waits, _Waiter) else list(waits.values())
+        for waiter in waiters:
+            waiter.resolve(None, _CANCELLED)
+        return len(waiters)
 
     async def notify_agent(self, message: str, trigger: bool = True) -> None:
         """Send an :class:`AgentNotice` to the main agent.
@@ -284,7 +309,3 @@ class AsyncTaskHandle:
         if self._cancel_event is not None:
             self._cancel_event.set()
 
-    def _close_waits(self) -> None:
-        """Forget wait points and kept values: the task has ended."""
-        self._waits = None
-        self._pending = None

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import final
+from collections import deque
+from typing import TYPE_CHECKING, final
 
 import trio
 
+from ._ctl import TaskCtl
 from ._errors import TooManyTasks
+from ._watch import report
 
-__all__ = ["Limiter"]
+if TYPE_CHECKING:
+    from ._handle import AsyncTaskHandle
+
+__all__ = ["Admission", "Limiter"]
 
 
 @final
@@ -16,20 +22,23 @@ class Limiter:
     """One ``max_concurrent`` limit of a task manager (internal).
 
     ``live`` counts the accepted tasks it covers that have not ended, queued
-    ones included; with ``on_limit="reject"`` a start that would exceed the
-    limit is refused, so no task ever queues on it. With ``on_limit="queue"``
-    a task takes one of ``limit`` slots before its body begins; slots are
-    handed on first come, first served (a :class:`trio.Semaphore`).
+    ones included: with ``on_limit="reject"`` a start that would exceed the
+    limit is refused (:meth:`check`), so no task ever queues on it. With
+    ``on_limit="queue"`` a task holds one of ``limit`` slots while its body
+    runs; the others wait in ``waiting``, first come (first ``start``) first
+    served.
     """
 
-    __slots__ = ("limit", "live", "reject", "slots", "what")
+    __slots__ = ("limit", "live", "queued", "reject", "running", "waiting", "what")
 
     def __init__(self, limit: int, on_limit: str, what: str) -> None:
         self.limit = limit
         self.reject = on_limit == "reject"
         self.what = what
         self.live = 0
-        self.slots = trio.Semaphore(limit)
+        self.running = 0  # slots held
+        self.waiting: deque[Admission] = deque()  # may hold abandoned admissions, skipped when reached
+        self.queued = 0  # the admissions in `waiting` that still wait
 
     def check(self, task_type: str, task_id: str) -> None:
         """Raise TooManyTasks if this is a reject-limit and it is full (the caller counts the task in)."""
@@ -39,6 +48,65 @@ class Limiter:
                 f"tasks at once and {self.live} are running; wait for one to end, or use on_limit='queue'"
             )
 
-    def queued_message(self) -> str:
-        """The state of a task waiting for a slot of this limit."""
-        return f"Queued: {self.what} runs at most {self.limit} at once"
+    def hand_on(self) -> None:
+        """Give free slots to the tasks that wait longest."""
+        waiting = self.waiting
+        while waiting and self.running < self.limit:
+            admission = waiting.popleft()
+            if admission.abandoned:
+                continue
+            self.queued -= 1
+            self.running += 1
+            admission.held += 1
+            admission.advance()
+
+
+@final
+class Admission:
+    """One task's way through its limits (internal): the slots it holds, in order, and
+    ``granted``, set once it holds them all (its body may begin).
+
+    Slots are taken synchronously at ``start`` and when another task gives one
+    back, so the queue order is the order of the starts.
+    """
+
+    __slots__ = ("abandoned", "granted", "handle", "held", "limits", "slots")
+
+    def __init__(self, handle: AsyncTaskHandle, limits: tuple[Limiter, ...]) -> None:
+        self.handle = handle
+        self.limits = limits
+        self.slots = [limiter for limiter in limits if not limiter.reject]
+        self.held = 0  # slots[:held] are held
+        self.abandoned = False
+        self.granted = trio.Event()
+        for limiter in limits:
+            limiter.live += 1
+        self.advance()
+
+    def advance(self) -> None:
+        """Take the next slots while they are free; wait in line at the first that is not."""
+        slots = self.slots
+        while self.held < len(slots):
+            limiter = slots[self.held]
+            if limiter.running < limiter.limit and not limiter.queued:
+                limiter.running += 1
+                self.held += 1
+                continue
+            limiter.waiting.append(self)
+            limiter.queued += 1
+            self.handle._queued = True
+            report(self.handle, TaskCtl.report_progress(f"Queued: {limiter.what} runs at most {limiter.limit} at once"))
+            return
+        self.granted.set()
+
+    def release(self) -> None:
+        """The task has ended (or never began): count it out, give its slots on, leave the line."""
+        for limiter in self.limits:
+            limiter.live -= 1
+        if self.held < len(self.slots) and not self.abandoned:
+            self.abandoned = True
+            self.slots[self.held].queued -= 1
+        for limiter in self.slots[: self.held]:
+            limiter.running -= 1
+            limiter.hand_on()
+        self.held = 0

@@ -17,10 +17,10 @@ from ._checks import check_number, check_str
 from ._ctl import TaskCtl
 from ._errors import ManagerClosed, TaskAlreadyRunning
 from ._facade import bind_manager, unbind_manager
-from ._groups import Countdown, Filter, Generation
+from ._groups import Countdown, Filter
 from ._handle import AgentNotice, AsyncTaskHandle
 from ._info import TaskInfo, info_of
-from ._limits import Limiter
+from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
 from ._portal import TaskPortal
 from ._runner import Retrying, run_task
@@ -53,8 +53,9 @@ def _refuse_abort(raise_cancel: object) -> trio.lowlevel.Abort:
 
 
 def _key(task_type: str, task_id: str) -> Key:
-    check_str("task_type", task_type)
-    check_str("task_id", task_id)
+    if task_type.__class__ is not str or task_id.__class__ is not str:  # the fast path of every lookup
+        check_str("task_type", task_type)
+        check_str("task_id", task_id)
     return (task_type, task_id)
 
 
@@ -90,6 +91,7 @@ class TaskManager:
         on_limit: OnLimit = "queue",
     ) -> None:
         self._root = nursery
+        self._now = trio.lowlevel.current_clock().current_time
         self._on_agent_notice = on_agent_notice
         self._grace_period = grace_period
         self._history_limit = history_limit
@@ -97,8 +99,6 @@ class TaskManager:
         self._limits: dict[TaskSpec, tuple[Limiter, ...]] = {}
         self._live: dict[Key, AsyncTaskHandle] = {}
         self._history: OrderedDict[Key, AsyncTaskHandle] = OrderedDict()
-        self._generations: list[Generation] = []
-        self._gen: Generation | None = None
         self._callbacks: trio.Nursery | None = None
         self._all_ended = trio.Event()
         self._keyed_watchers: dict[Key, list[TaskEvents]] = {}
@@ -171,10 +171,11 @@ class TaskManager:
         if self._closed:
             raise ManagerClosed(f"cannot start {task_type}:{task_id}: the task manager has closed")
         key = _key(task_type, task_id)
-        check_str("chat_key", chat_key)
-        if not isinstance(plugin, Plugin):
+        if chat_key.__class__ is not str:
+            check_str("chat_key", chat_key)
+        if plugin.__class__ is not Plugin:
             raise TypeError(f"plugin must be a trio_tasks.Plugin, got {plugin!r}")
-        spec = plugin.spec(task_type)
+        spec = plugin._specs.get(task_type) or plugin.spec(task_type)
         if key in self._live:
             raise TaskAlreadyRunning(
                 f"task {task_type}:{task_id} is already running; "
@@ -187,9 +188,7 @@ class TaskManager:
         limits = _NO_LIMITS if spec.max_concurrent is None and self._limit is None else self._limits_for(spec)
         for limiter in limits:
             limiter.check(task_type, task_id)
-        gen = self._gen
-        assert gen is not None
-        handle = AsyncTaskHandle(task_type, task_id, chat_key, plugin, self, gen, on_terminal, trio.current_time())
+        handle = AsyncTaskHandle(task_type, task_id, chat_key, plugin, self, key, on_terminal, self._now())
         for name, covered in spec.fills:
             if name not in kwargs and (covered is None or len(args) < covered):
                 kwargs[name] = task_id if name == "task_id" else chat_key
@@ -200,11 +199,9 @@ class TaskManager:
         retrying = None if spec.retry is None else Retrying(spec.retry, spec.func, args, kwargs)
         if self._keyed_watchers or self._broad_watchers:
             self._attach_watchers(handle, key)
-        for limiter in limits:
-            limiter.live += 1
-        gen.nursery.start_soon(
-            run_task, handle, _current_task(), limits, task_timeout, retrying, name=f"trio_tasks:{task_type}:{task_id}"
-        )
+        admission = Admission(handle, limits) if limits else None  # takes free slots now, or queues
+        name = f"trio_tasks:{task_type}:{task_id}"
+        self._root.start_soon(run_task, handle, _current_task(), admission, task_timeout, retrying, name=name)
         self._live[key] = handle
         # Park until the runner has begun (it reschedules us first thing): when
         # start returns, the body has run up to its first blocking checkpoint.
@@ -311,8 +308,6 @@ class TaskManager:
         if not self._live:
             await _cancel_shielded_checkpoint()
             return 0
-        if which.everything:
-            return await self._stop_generations(seconds)
         handles = which.select(self._live.values())
         await self._stop(handles, _STOPPED, seconds)
         return len(handles)
@@ -334,29 +329,6 @@ class TaskManager:
             for handle in handles:
                 self._cancel_now(handle, ctl)
         await ended.event.wait()
-
-    async def _stop_generations(self, grace: float) -> int:
-        """stop_all without filters: move new starts to a fresh generation, cancel the old ones."""
-        if self._closed:
-            stopping = list(self._generations)
-        else:
-            self._gen = await self._root.start(self._run_generation)
-            stopping = [gen for gen in self._generations if gen is not self._gen]
-        count = len(self._live)  # every one of them lives in an older generation
-        try:
-            if grace:
-                handles = list(self._live.values())
-                ended = Countdown(handles)
-                for handle in handles:
-                    self._ask(handle, _STOPPED)
-                with trio.move_on_after(grace):
-                    await ended.event.wait()
-        finally:
-            for gen in stopping:
-                gen.cancel(_STOPPED)
-        for gen in stopping:
-            await gen.closed.wait()
-        return count
 
     def _ask(self, handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
         """Ask a task to stop; one with no body running (queued, or between retries) is cancelled at once."""
@@ -513,22 +485,8 @@ class TaskManager:
             self._limits[spec] = limits
         return limits
 
-    async def _open(self, nursery: trio.Nursery) -> None:
-        self._callbacks = await nursery.start(self._run_callbacks)
-        self._gen = await nursery.start(self._run_generation)
-
-    async def _run_generation(self, task_status: trio.TaskStatus[Generation]) -> None:
-        gen: Generation | None = None
-        try:
-            async with trio.open_nursery() as nursery:
-                gen = Generation(nursery)
-                self._generations.append(gen)
-                task_status.started(gen)
-                await trio.sleep_forever()
-        finally:
-            if gen is not None:
-                self._generations.remove(gen)
-                gen.closed.set()
+    async def _open(self) -> None:
+        self._callbacks = await self._root.start(self._run_callbacks)
 
     async def _run_callbacks(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
         """The nursery of async ``on_terminal`` callbacks; open until every task has ended."""
@@ -539,16 +497,18 @@ class TaskManager:
 
     def _task_ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
         """Record ``terminal`` and fire the callback; the runner calls this once per task."""
-        key = (handle.task_type, handle.task_id)
+        key = handle._key
         del self._live[key]
         handle._state = terminal
-        handle._ended_at = trio.current_time()
-        handle._close_waits()
-        if self._history_limit:
+        handle._ended_at = self._now()
+        handle._waits = handle._pending = None  # an ended task keeps no wait points nor kept values
+        limit = self._history_limit
+        if limit:
             history = self._history
-            history.pop(key, None)
+            if key in history:
+                del history[key]  # a task that ran before: its new run becomes the newest
             history[key] = handle
-            if len(history) > self._history_limit:
+            if len(history) > limit:
                 history.popitem(last=False)
         if handle._watchers:
             publish(handle, terminal)
@@ -593,20 +553,11 @@ class TaskManager:
         self._closed = True
         grace = self._grace_period
         try:
-            if grace and self._live:
-                handles = list(self._live.values())
-                ended = Countdown(handles)
-                for handle in handles:
-                    self._ask(handle, _CLOSED)
-                with trio.move_on_after(grace):
-                    await ended.event.wait()
+            await self._stop(list(self._live.values()), _CLOSED, grace)
         finally:
-            for gen in self._generations:
-                gen.cancel(_CLOSED)
             try:
                 with trio.CancelScope(shield=True):  # cancelled tasks end promptly; their callbacks need the nursery
-                    for gen in list(self._generations):
-                        await gen.closed.wait()
+                    await Countdown(self._live.values()).event.wait()
             finally:
                 if self._callbacks is not None:
                     if grace:
@@ -694,7 +645,7 @@ async def open_task_manager(
                 on_limit=on_limit,
             )
             try:
-                await manager._open(nursery)
+                await manager._open()
                 token = bind_manager(manager)
                 try:
                     yield manager

@@ -20,12 +20,12 @@ import trio
 
 from ._ctl import TaskCtl, TaskSignal
 from ._errors import TaskTimeout, WaitCancelled
-from ._facade import bind_manager
-from ._watch import publish
+from ._facade import bind_manager, bound_manager
+from ._watch import publish, report
 
 if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
-    from ._limits import Limiter
+    from ._limits import Admission
     from ._retry import RetryPolicy
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -55,42 +55,61 @@ class Retrying:
 async def run_task(
     handle: AsyncTaskHandle,
     starter: trio.lowlevel.Task,
-    limits: tuple[Limiter, ...] = (),
+    admission: Admission | None = None,
     timeout: float | None = None,
     retrying: Retrying | None = None,
 ) -> None:
     """Drive ``handle``'s body to its end and report exactly one terminal TaskCtl.
 
-    The task first takes a slot of each of its ``limits`` (queueing if need
-    be), then runs its body under ``timeout``, again as ``retrying`` allows.
-    Exceptions from the body end the task FAIL (or CANCEL for
-    :class:`WaitCancelled`) and go no further. ``trio.Cancelled`` and other
-    BaseExceptions (KeyboardInterrupt) propagate after the terminal is
-    reported, so that Trio's cancel scopes and the user see them.
+    The task first waits until its ``admission`` holds a slot of each of its
+    concurrency limits (it is queued meanwhile), then runs its body under
+    ``timeout``, again as ``retrying`` allows. Exceptions from the body end
+    the task FAIL (or CANCEL for :class:`WaitCancelled`) and go no further.
+    ``trio.Cancelled`` and other BaseExceptions (KeyboardInterrupt) propagate
+    after the terminal is reported, so that Trio's cancel scopes and the user
+    see them.
     """
     _reschedule(starter)  # `start` returns once this step yields
     manager = handle._manager
-    bind_manager(manager)
+    if bound_manager(None) is not manager:  # started from another context (a portal, another manager)
+        bind_manager(manager)
     terminal: TaskCtl | None = None
     attempt = 1
-    held: list[Limiter] = []
     try:
         with handle._scope:
+            if admission is not None and not admission.granted.is_set():
+                await _wait_for_slots(handle, admission)
             await _checkpoint_if_cancelled()  # cancelled before it began: the body never runs
-            if limits:
-                await _take_slots(handle, limits, held)
             if timeout is not None:
                 handle._scope.deadline = trio.current_time() + timeout
             while True:
                 body = handle._body
                 try:
                     try:
-                        terminal = await _drive(handle, body, attempt if retrying else None)
+                        if body.__class__ is not AsyncGeneratorType:
+                            terminal = _returned(await body)
+                        else:
+                            # Between two steps of the body: synchronous bookkeeping only (invariant 2).
+                            async for item in body:
+                                if item.__class__ is TaskCtl:
+                                    if item.signal is _PROGRESS:
+                                        if retrying is not None:
+                                            item = attrs.evolve(item, attempt=attempt)
+                                        handle._state = item
+                                        if handle._watchers:
+                                            publish(handle, item)
+                                        continue
+                                    terminal = item
+                                else:
+                                    terminal = _not_a_ctl(handle, item)
+                                break
+                            else:
+                                terminal = _DONE
                     finally:
                         if body.__class__ is AsyncGeneratorType:
                             await body.aclose()  # runs the body's finally blocks; no-op once it has finished
-                        elif body.__class__ is CoroutineType:
-                            body.close()  # only matters if it never started
+                        else:
+                            body.close()  # a coroutine: only matters if it never started
                     break
                 except Exception as exc:
                     if terminal is not None or retrying is None or not _retries(handle, retrying.policy, attempt, exc):
@@ -103,23 +122,28 @@ async def run_task(
         else:
             _log_cleanup_error(handle, exc)
     except BaseException as exc:
-        failure, rest = exc.split(Exception) if isinstance(exc, BaseExceptionGroup) else (None, exc)
+        if not isinstance(exc, BaseExceptionGroup):
+            if terminal is None:
+                terminal = _interrupted(handle, exc, timeout)
+            raise  # nothing else here refers to the exception: no cycle through this frame for the GC
+        failure, rest = exc.split(Exception)
         if terminal is None:
             terminal = _failed(handle, failure) if failure is not None else _interrupted(handle, exc, timeout)
         elif failure is not None:
             _log_cleanup_error(handle, failure)
-        if rest is exc:
-            raise
-        if rest is not None:
-            raise rest from None
+        try:
+            if rest is exc:
+                raise
+            if rest is not None:
+                raise rest from None
+        finally:
+            failure = rest = None  # the traceback keeps this frame alive: let go of the exceptions
     finally:
         if handle._body.__class__ is CoroutineType:
             handle._body.close()  # a body that never began (cancelled while queued): no "never awaited"
         handle._body = None
-        for limiter in held:
-            limiter.slots.release()
-        for limiter in limits:
-            limiter.live -= 1
+        if admission is not None:
+            admission.release()
         if terminal is None:
             terminal = cancelled_terminal(handle, timeout)
         if retrying is not None:
@@ -127,50 +151,13 @@ async def run_task(
         manager._task_ended(handle, terminal)
 
 
-async def _drive(handle: AsyncTaskHandle, body: Any, attempt: int | None) -> TaskCtl:
-    """Run one attempt of the body; return its terminal TaskCtl (the body is not closed here)."""
-    if body.__class__ is not AsyncGeneratorType:
-        return _returned(await body)
-    async for item in body:
-        if item.__class__ is TaskCtl:
-            if item.signal is _PROGRESS:
-                if attempt is not None:
-                    item = attrs.evolve(item, attempt=attempt)
-                handle._state = item
-                if handle._watchers:
-                    publish(handle, item)
-                continue
-            return item
-        return _not_a_ctl(handle, item)
-    return _DONE
-
-
-async def _take_slots(handle: AsyncTaskHandle, limits: tuple[Limiter, ...], held: list[Limiter]) -> None:
-    """Take a slot of every queueing limit, in order, waiting (queued) where none is free."""
+async def _wait_for_slots(handle: AsyncTaskHandle, admission: Admission) -> None:
+    """Wait while queued behind a full concurrency limit."""
     try:
-        for limiter in limits:
-            if limiter.reject:
-                continue
-            try:
-                limiter.slots.acquire_nowait()
-            except trio.WouldBlock:
-                handle._queued = True
-                _report(handle, TaskCtl.report_progress(limiter.queued_message(), 0))
-                await limiter.slots.acquire()
-            held.append(limiter)
-        if handle._queued:
-            await _checkpoint_if_cancelled()  # cancelled just as a slot was handed over: never begin
+        await admission.granted.wait()
     finally:
-        if handle._queued:
-            handle._queued = False
-            handle._state = None
-
-
-def _report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
-    """Make ``ctl`` the task's state and tell its watchers."""
-    handle._state = ctl
-    if handle._watchers:
-        publish(handle, ctl)
+        handle._queued = False
+        handle._state = None
 
 
 def _retries(handle: AsyncTaskHandle, policy: RetryPolicy, attempt: int, exc: Exception) -> bool:
@@ -194,7 +181,7 @@ async def _back_off(handle: AsyncTaskHandle, retrying: Retrying, attempt: int, e
         exc_info=exc,
     )
     message = f"Attempt {attempt} of {policy.attempts} failed: {error}; retrying in {delay:g}s"
-    _report(handle, TaskCtl(_PROGRESS, message, None, 0, attempt + 1))
+    report(handle, TaskCtl(_PROGRESS, message, None, 0, attempt + 1))
     handle._backing_off = True  # a cancel request now cancels at once: no body is running
     try:
         await trio.sleep(delay)
@@ -210,9 +197,8 @@ def cancelled_terminal(handle: AsyncTaskHandle, timeout: float | None = None) ->
     a deadline that ended the task is a FAIL with :class:`TaskTimeout`;
     anything else came from outside the manager.
     """
-    ctl = handle._cancel_ctl or handle._generation.cancel_ctl
-    if ctl is not None:
-        return ctl
+    if handle._cancel_ctl is not None:
+        return handle._cancel_ctl
     if timeout is not None and handle._scope.cancelled_caught:
         error = TaskTimeout(f"{handle.task_type}:{handle.task_id}", timeout)
         logger.error("%s", error)

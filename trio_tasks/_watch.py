@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
     from ._manager import TaskManager
 
-__all__ = ["TaskEvent", "TaskEvents", "event_filter", "event_of", "publish"]
+__all__ = ["TaskEvent", "TaskEvents", "event_filter", "event_of", "publish", "report"]
 
 _PROGRESS = TaskSignal.PROGRESS
 
@@ -172,6 +172,13 @@ def event_filter(
 def event_of(handle: AsyncTaskHandle, ctl: TaskCtl) -> TaskEvent:
     """The event of ``handle`` reporting ``ctl`` now (internal)."""
     return TaskEvent(handle.task_type, handle.task_id, handle.chat_key, ctl, trio.current_time())
+
+
+def report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
+    """Make ``ctl`` the task's state and tell its watchers (internal)."""
+    handle._state = ctl
+    if handle._watchers:
+        publish(handle, ctl)
 
 
 def publish(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
