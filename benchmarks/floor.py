@@ -11,11 +11,16 @@ This is the limit the library can approach. Per task the floor has exactly:
   ``async for`` and closed with ``aclose``, as correct Trio code must.
 
 Tasks are spawned with ``nursery.start_soon`` into one nursery held open for
-them (as the library's tasks live in a nursery of its own). Since
-``trio_tasks``' ``start`` is awaited and returns only once the task has begun,
-the floor's start also awaits one checkpoint per task
-(``await trio.lowlevel.checkpoint()`` after ``start_soon``); the
-``floor_nocheckpoint`` variant leaves it out (for information only).
+them (as the library's tasks live in a nursery of its own). ``trio_tasks``'
+``start`` is awaited and returns only once the task's body has begun, so the
+floor's start gives the same guarantee the cheapest way bare Trio allows: the
+starter parks (``trio.lowlevel.wait_task_rescheduled``) and the new task's
+first step reschedules it (the idiomatic ``nursery.start`` costs more). Two
+variants are kept for information only: ``floor_checkpoint`` awaits one
+checkpoint after each ``start_soon`` instead, which is cheaper but lets the
+starter resume before the task has begun in about half of the starts (Trio
+runs each batch of runnable tasks in random order), and
+``floor_nocheckpoint`` does not yield per start at all.
 
 To stop N tasks the floor cancels each task's own scope in turn, then waits
 once for all to end ("cancelling one scope per task in turn"); the
@@ -32,7 +37,7 @@ returned rather than by id, and a notify sent before the wait is not kept.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -53,7 +58,8 @@ from .common import (
     timed_and_traced,
 )
 
-__all__ = ["idle", "idle_nocheckpoint", "notify", "progress", "spawn", "spawn_nocheckpoint", "stop_all",
+__all__ = ["idle", "idle_checkpoint", "idle_nocheckpoint", "notify", "progress", "spawn", "spawn_checkpoint",
+           "spawn_nocheckpoint", "stop_all",
            "stop_all_shared_scope"]
 
 _PROGRESS = TaskSignal.PROGRESS
@@ -61,7 +67,11 @@ _SUCCESS = TaskSignal.SUCCESS
 _CANCEL = TaskSignal.CANCEL
 _CANCELLED = TaskCtl.cancel("Cancelled")
 _checkpoint = trio.lowlevel.checkpoint
+_current_task = trio.lowlevel.current_task
+_reschedule = trio.lowlevel.reschedule
+_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 Key = tuple[str, str]
+StartMode = Literal["handoff", "checkpoint", "none"]
 OnTerminal = Callable[[TaskCtl], object]
 
 
@@ -90,9 +100,18 @@ class FloorTask:
 
 
 async def run_task(
-    task: FloorTask, body: AsyncGenerator[TaskCtl, None], states: dict[Key, TaskCtl], on_terminal: OnTerminal
+    starter: trio.lowlevel.Task | None,
+    task: FloorTask,
+    body: AsyncGenerator[TaskCtl, None],
+    states: dict[Key, TaskCtl],
+    on_terminal: OnTerminal,
 ) -> None:
-    """Drive ``body`` inside the task's scope; record states; fire ``on_terminal`` exactly once."""
+    """Drive ``body`` inside the task's scope; record states; fire ``on_terminal`` exactly once.
+
+    A ``starter`` parked until the task has begun is rescheduled first.
+    """
+    if starter is not None:
+        _reschedule(starter)
     terminal = _CANCELLED
     try:
         with task.scope:
@@ -124,38 +143,51 @@ async def _start_all(
     args: tuple[Any, ...],
     states: dict[Key, TaskCtl],
     on_terminal: OnTerminal,
-    checkpoint_each: bool,
+    how: StartMode,
 ) -> list[FloorTask]:
-    """Start one task per id: a scope, ``start_soon`` and (unless told not to) one checkpoint each."""
+    """Start one task per id: a scope and ``start_soon`` each, then per ``how`` (see the module docstring)."""
     tasks = []
     start_soon = nursery.start_soon
     for task_id in ids:
         task = FloorTask((task_type, task_id))
-        start_soon(run_task, task, body(task, *args), states, on_terminal)
-        if checkpoint_each:
-            await _checkpoint()
+        if how == "handoff":
+            start_soon(run_task, _current_task(), task, body(task, *args), states, on_terminal)
+            await _wait_task_rescheduled(_refuse_abort)
+        else:
+            start_soon(run_task, None, task, body(task, *args), states, on_terminal)
+            if how == "checkpoint":
+                await _checkpoint()
         tasks.append(task)
-    # Trio runs a batch of runnable tasks in either order, so the task that checkpoints may resume
-    # before the tasks it spawned have run; one checkpoint later they all have (two without the
-    # per-start checkpoints). Then every task has run to its first blocking point, as trio_tasks'
-    # start guarantees for each task when it returns.
-    await _checkpoint()
-    if not checkpoint_each:
+    if how != "handoff":
+        # Trio runs a batch of runnable tasks in either order, so the task that checkpoints may
+        # resume before the tasks it spawned have run; one checkpoint later they all have (two
+        # without the per-start checkpoints). Then every task has run to its first blocking point.
         await _checkpoint()
+        if how == "none":
+            await _checkpoint()
     return tasks
 
 
-def spawn(n: int, checkpoint_each: bool = True) -> Sample:
+def _refuse_abort(raise_cancel: object) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED
+
+
+def spawn(n: int, how: StartMode = "handoff") -> Sample:
     """Start ``n`` tasks that report once and succeed; time from the first start to the last callback."""
-    return trio.run(_spawn, n, checkpoint_each)
+    return trio.run(_spawn, n, how)
+
+
+def spawn_checkpoint(n: int) -> Sample:
+    """:func:`spawn` with a checkpoint after each ``start_soon`` instead of the handoff."""
+    return spawn(n, "checkpoint")
 
 
 def spawn_nocheckpoint(n: int) -> Sample:
-    """:func:`spawn` without the per-start checkpoint."""
-    return spawn(n, False)
+    """:func:`spawn` without yielding per start."""
+    return spawn(n, "none")
 
 
-async def _spawn(n: int, checkpoint_each: bool) -> Sample:
+async def _spawn(n: int, how: StartMode) -> Sample:
     ids = task_ids(n)
     done = trio.Event()
     terminals = Terminals(n, _SUCCESS, done.set)
@@ -163,7 +195,7 @@ async def _spawn(n: int, checkpoint_each: bool) -> Sample:
     async with trio.open_nursery() as outer:
         nursery = await outer.start(_hold_nursery)
         span = Span()
-        await _start_all(nursery, "spawn", ids, spawn_body, (), states, terminals, checkpoint_each)
+        await _start_all(nursery, "spawn", ids, spawn_body, (), states, terminals, how)
         await done.wait()
         span.stop_at_done(terminals)
         outer.cancel_scope.cancel()
@@ -171,17 +203,22 @@ async def _spawn(n: int, checkpoint_each: bool) -> Sample:
     return span.sample(terminals, n)
 
 
-def idle(n: int, trace: bool = True, checkpoint_each: bool = True) -> Sample:
+def idle(n: int, trace: bool = True, how: StartMode = "handoff") -> Sample:
     """Start ``n`` tasks parked on a wait: time to start them all, and tracemalloc bytes per task."""
-    return timed_and_traced(lambda size, traced: trio.run(_idle, size, traced, checkpoint_each), n, trace)
+    return timed_and_traced(lambda size, traced: trio.run(_idle, size, traced, how), n, trace)
+
+
+def idle_checkpoint(n: int, trace: bool = True) -> Sample:
+    """:func:`idle` with a checkpoint after each ``start_soon`` instead of the handoff."""
+    return idle(n, trace, "checkpoint")
 
 
 def idle_nocheckpoint(n: int, trace: bool = True) -> Sample:
-    """:func:`idle` without the per-start checkpoint."""
-    return idle(n, trace, False)
+    """:func:`idle` without yielding per start."""
+    return idle(n, trace, "none")
 
 
-async def _idle(n: int, trace: bool, checkpoint_each: bool) -> Sample:
+async def _idle(n: int, trace: bool, how: StartMode) -> Sample:
     ids = task_ids(n)
     done = trio.Event()
     terminals = Terminals(n, _SUCCESS, done.set)
@@ -191,7 +228,7 @@ async def _idle(n: int, trace: bool, checkpoint_each: bool) -> Sample:
         nursery = await outer.start(_hold_nursery)
         probe.begin()
         span = Span()
-        tasks = await _start_all(nursery, "idle", ids, idle_body, (), states, terminals, checkpoint_each)
+        tasks = await _start_all(nursery, "idle", ids, idle_body, (), states, terminals, how)
         span.stop()
         bytes_per_task = probe.end(n)
         for task in tasks:
@@ -214,7 +251,7 @@ async def _notify(n: int) -> Sample:
     states: dict[Key, TaskCtl] = {}
     async with trio.open_nursery() as outer:
         nursery = await outer.start(_hold_nursery)
-        tasks = await _start_all(nursery, "idle", ids, idle_body, (), states, terminals, True)
+        tasks = await _start_all(nursery, "idle", ids, idle_body, (), states, terminals, "handoff")
         settle()
         span = Span()
         for task in tasks:
@@ -243,7 +280,7 @@ async def _stop_all(n: int, shared_scope: bool) -> Sample:
     states: dict[Key, TaskCtl] = {}
     async with trio.open_nursery() as outer:
         nursery = await outer.start(_hold_nursery)
-        tasks = await _start_all(nursery, "idle", ids, idle_body, (), states, terminals, True)
+        tasks = await _start_all(nursery, "idle", ids, idle_body, (), states, terminals, "handoff")
         settle()
         span = Span()
         if shared_scope:
@@ -271,7 +308,7 @@ async def _progress(updates: int) -> Sample:
     async with trio.open_nursery() as outer:
         nursery = await outer.start(_hold_nursery)
         span = Span()
-        await _start_all(nursery, "progress", ids, progress_body, (updates,), states, terminals, True)
+        await _start_all(nursery, "progress", ids, progress_body, (updates,), states, terminals, "handoff")
         await done.wait()
         span.stop_at_done(terminals)
         outer.cancel_scope.cancel()
