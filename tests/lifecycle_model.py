@@ -67,6 +67,16 @@ class TaskSetup:
 
 
 @attrs.frozen
+class WatcherSetup:
+    """A ``manager.watch`` subscribed before any start; the model ignores it (the test checks watchers
+    against an unbounded eager watcher of every task and against the terminal callbacks)."""
+
+    task: int | None  # None: every task; else the one task tN
+    buffer: int | None
+    lazy: bool  # reads nothing until the manager has closed
+
+
+@attrs.frozen
 class Scenario:
     tasks: tuple[TaskSetup, ...]
     events: tuple[Event, ...]  # sorted by time
@@ -75,6 +85,7 @@ class Scenario:
     on_limit: str = "queue"
     limit_on_type: bool = False  # the limit is the task type's (else the manager's)
     retry: Retry | None = None
+    watchers: tuple[WatcherSetup, ...] = ()
 
 
 @attrs.define
@@ -316,13 +327,16 @@ class _Sim:
 
     def close(self, now: float) -> float:
         """The manager's block ends at ``now``: returns when async callbacks are cut off."""
-        for task in self.alive():  # grace periods still running are cut short
-            if task.forced_at is not None:
-                self.end(task, TaskSignal.CANCEL, now)
-        grace = self.scenario.grace
+        # The manager cancels tasks with no body running (queued ones first, so that no slot
+        # they free starts another) before the slots of the tasks whose grace periods the
+        # exit cuts short come free.
         for task in sorted(self.alive(), key=lambda t: not t.queued):
             if task.queued or task.backing_off:
                 self.end(task, TaskSignal.CANCEL, now)
+        for task in self.alive():
+            if task.forced_at is not None:
+                self.end(task, TaskSignal.CANCEL, now)
+        grace = self.scenario.grace
         if not grace:
             self.cancel_everything(now)
             return now

@@ -23,7 +23,8 @@ from typing import Any
 import attrs
 import trio
 import trio.testing
-from hypothesis import event, given
+from hypothesis import event as note
+from hypothesis import given
 from hypothesis import strategies as st
 from lifecycle_model import (
     CALLBACK_OFFSET,
@@ -35,6 +36,7 @@ from lifecycle_model import (
     Retry,
     Scenario,
     TaskSetup,
+    WatcherSetup,
     order,
     phases,
     predict,
@@ -45,6 +47,7 @@ from trio_tasks import (
     Plugin,
     RetryPolicy,
     TaskCtl,
+    TaskEvent,
     TaskManager,
     TaskSignal,
     TooManyTasks,
@@ -125,6 +128,17 @@ _retries = st.one_of(
 )
 
 
+_watchers = st.lists(
+    st.builds(
+        WatcherSetup,
+        st.one_of(st.none(), st.integers(0, 4)),
+        st.one_of(st.none(), st.integers(1, 3)),
+        st.booleans(),
+    ),
+    max_size=3,
+)
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     limit = draw(st.one_of(st.none(), st.integers(1, 2)))
@@ -166,10 +180,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         on_limit=on_limit,
         limit_on_type=draw(st.booleans()),
         retry=draw(_retries),
+        watchers=tuple(w for w in draw(_watchers) if w.task is None or w.task < count),
     )
 
 
 # -- running a scenario for real ----------------------------------------------------------------
+
+
+@attrs.define
+class Watched:
+    """What one watcher saw."""
+
+    setup: WatcherSetup
+    events: list[TaskEvent] = attrs.Factory(list)
+    dropped: int = 0
+    ended_at: float | None = None
 
 
 @attrs.define
@@ -181,6 +206,22 @@ class Observed:
     interrupted: bool = False
     outer_cancelled: bool = False
     leftover: list[str] = attrs.Factory(list)
+    watched: list[Watched] = attrs.Factory(list)  # the first: every task, unbounded, eager
+
+
+async def _read(
+    manager: TaskManager, watched: Watched, release: trio.Event, *, task_status: trio.TaskStatus[None]
+) -> None:
+    setup = watched.setup
+    key = () if setup.task is None else ("script", f"t{setup.task}")
+    async with manager.watch(*key, buffer=setup.buffer) as events:
+        task_status.started()
+        if setup.lazy:
+            await release.wait()
+        async for event in events:
+            watched.events.append(event)
+    watched.ended_at = trio.current_time()
+    watched.dropped = events.dropped
 
 
 def _callback(manager: TaskManager, index: int, length: int | None, seen: Observed) -> Callable[[TaskCtl], Any]:
@@ -237,25 +278,34 @@ def run_for_real(scenario: Scenario) -> Observed:
 
     async def main() -> None:
         manager: TaskManager | None = None
-        try:
-            with trio.CancelScope() as outer:
-                async with open_task_manager(
-                    grace_period=scenario.grace,
-                    max_concurrent=None if scenario.limit_on_type else scenario.limit,
-                    on_limit="reject" if scenario.on_limit == "reject" else "queue",
-                ) as manager, trio.open_nursery() as driver:
-                    for event in scenario.events:
-                        await trio.sleep_until(event.time)
-                        if event.kind == "exit":
-                            driver.cancel_scope.cancel()  # cuts short the grace of cancels in flight
-                            break
-                        if event.kind == "outer_cancel":
-                            outer.cancel()
-                            await trio.lowlevel.checkpoint()
-                        await _apply(manager, plugin, driver, scenario, event, seen)
-            seen.outer_cancelled = outer.cancelled_caught
-        except KeyboardInterrupt:
-            seen.interrupted = True
+        release = trio.Event()  # lazy watchers start reading once the manager has closed
+        seen.watched = [Watched(WatcherSetup(None, None, lazy=False))]
+        seen.watched += [Watched(setup) for setup in scenario.watchers]
+        async with trio.open_nursery() as readers:  # outside the manager: they read to the end
+            try:
+                with trio.CancelScope() as outer:
+                    async with open_task_manager(
+                        grace_period=scenario.grace,
+                        max_concurrent=None if scenario.limit_on_type else scenario.limit,
+                        on_limit="reject" if scenario.on_limit == "reject" else "queue",
+                    ) as manager:
+                        for watched in seen.watched:
+                            await readers.start(_read, manager, watched, release)
+                        async with trio.open_nursery() as driver:
+                            for event in scenario.events:
+                                await trio.sleep_until(event.time)
+                                if event.kind == "exit":
+                                    driver.cancel_scope.cancel()  # cuts short the grace of cancels in flight
+                                    break
+                                if event.kind == "outer_cancel":
+                                    outer.cancel()
+                                    await trio.lowlevel.checkpoint()
+                                await _apply(manager, plugin, driver, scenario, event, seen)
+                seen.outer_cancelled = outer.cancelled_caught
+            except KeyboardInterrupt:
+                seen.interrupted = True
+            finally:
+                release.set()
         assert manager is not None
         seen.leftover = manager.get_running_tasks()
 
@@ -273,13 +323,54 @@ def check(prediction: Prediction, seen: Observed) -> None:
     assert seen.callbacks_finished == prediction.callbacks_finished
     assert seen.interrupted == prediction.interrupted
     assert seen.outer_cancelled == prediction.outer_cancelled
+    check_watchers(seen)
+
+
+def _by_task(events: list[TaskEvent]) -> dict[str, list[TaskEvent]]:
+    grouped: dict[str, list[TaskEvent]] = {}
+    for event in events:
+        grouped.setdefault(event.task_id, []).append(event)
+    return grouped
+
+
+def _is_subsequence(part: list[TaskEvent], whole: list[TaskEvent]) -> bool:
+    rest = iter(whole)
+    return all(any(event is other for other in rest) for event in part)
+
+
+def check_watchers(seen: Observed) -> None:
+    """Every watcher of a task sees its terminal event exactly once, after all the progress events it was
+    not told it dropped: what it saw is the unbounded watcher's sequence minus ``dropped`` progress events."""
+    truth, *others = seen.watched
+    everything = _by_task(truth.events)
+    assert set(everything) == {f"t{index}" for index in seen.endings}, "events of exactly the accepted tasks"
+    for index, ends in seen.endings.items():
+        events = everything[f"t{index}"]
+        assert [e for e in events if e.ctl.is_terminal] == [events[-1]], "one terminal event, the last"
+        assert Outcome(events[-1].ctl.signal, events[-1].at) == ends[0], "the terminal event is the callback's"
+    for watched in others:
+        setup = watched.setup
+        mine = _by_task(watched.events)
+        watching = set(everything) if setup.task is None else {f"t{setup.task}"} & set(everything)
+        assert set(mine) <= watching
+        dropped = 0
+        for task_id in watching:
+            events, full = mine.get(task_id, []), everything[task_id]
+            assert _is_subsequence(events, full), "in order, nothing invented"
+            assert events, "the terminal event is never dropped"
+            assert events[-1] is full[-1]
+            assert all(not e.ctl.is_terminal for e in events[:-1])
+            dropped += len(full) - len(events)
+        assert dropped == watched.dropped, "every missing event was counted as dropped"
+        if setup.task is not None and not setup.lazy and watching:
+            assert watched.ended_at == everything[f"t{setup.task}"][-1].at, "a watch of one task ends with it"
 
 
 @given(scenarios())
 def test_every_task_ends_once_as_the_model_predicts(scenario: Scenario) -> None:
     prediction = predict(scenario)
-    for note in sorted(prediction.notes):
-        event(note)
+    for path in sorted(prediction.notes):
+        note(path)
     check(prediction, run_for_real(scenario))
 
 

@@ -21,7 +21,8 @@ import pytest
 import trio
 import trio.testing
 
-from trio_tasks import AsyncTaskHandle, Plugin, TaskCtl, TaskSignal, open_task_manager, task
+from trio_tasks import AsyncTaskHandle, Plugin, TaskCtl, TaskManager, TaskSignal, open_task_manager, task
+from trio_tasks.testing import run_task
 
 logger = logging.getLogger("my_async_plugin")
 
@@ -94,15 +95,11 @@ async def my_async_task(
     yield TaskCtl.success("Processing complete", data={"result": "success"})
 
 
-# A harness to see every TaskCtl a seed body yields, even those it yields without a checkpoint
-# in between (which no outside observer could see), and to act between two of its steps.
+# `run_task` returns every TaskCtl a body reports, even those it yields without a checkpoint in between.
+# To act between two of its steps, a harness runs the body and calls a hook on each TaskCtl.
 
 harness = Plugin(name="Harness", module_name="harness")
 Hook = Callable[[AsyncTaskHandle, TaskCtl], object]
-
-
-def no_hook(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
-    pass
 
 
 @harness.mount_async_task("tap")
@@ -117,26 +114,13 @@ async def tap(
             yield ctl
 
 
-@dataclass
-class TapResult:
-    seen: list[TaskCtl] = field(default_factory=list)
-    endings: list[TaskCtl] = field(default_factory=list)
-    state: TaskCtl | None = None
-
-
 async def run_tapped(
-    body: Callable[..., AsyncIterator[TaskCtl]], *args: Any, hook: Hook = no_hook, run_for: float = 0
-) -> TapResult:
-    """Run ``body`` through the tap for ``run_for`` (virtual) seconds; what it yielded, its ending and last state."""
-    result = TapResult()
-    async with open_task_manager():
-        await task.start(
-            "tap", "T", CTX.chat_key, harness, body, result.seen, hook, *args, on_terminal=result.endings.append
-        )
-        await trio.sleep(run_for)
-        await trio.testing.wait_all_tasks_blocked()
-        result.state = task.get_state("tap", "T")
-    return result
+    body: Callable[..., AsyncIterator[TaskCtl]], *args: Any, hook: Hook
+) -> tuple[list[TaskCtl], list[TaskCtl]]:
+    """Run ``body`` through the tap: what it yielded, and every TaskCtl the task reported (its terminal last)."""
+    seen: list[TaskCtl] = []
+    reported = await run_task(harness, "tap", body, seen, hook, *args, chat_key=CTX.chat_key)
+    return seen, reported
 
 
 def handle_of(task_type: str, task_id: str) -> AsyncTaskHandle:
@@ -145,25 +129,15 @@ def handle_of(task_type: str, task_id: str) -> AsyncTaskHandle:
     return handle
 
 
-async def test_my_async_task_succeeds_with_its_data() -> None:
-    endings: list[TaskCtl] = []
-    async with open_task_manager():
-        await task.start("my_task", "T001", CTX.chat_key, plugin, prompt="Generate report", on_terminal=endings.append)
-        await trio.testing.wait_all_tasks_blocked()
-        assert not task.is_running("my_task", "T001")
-        state = task.get_state("my_task", "T001")
-    assert endings == [TaskCtl.success("Processing complete", data={"result": "success"})]
-    assert state is endings[0]
-
-
-async def test_my_async_task_reports_its_progress_in_order() -> None:
-    result = await run_tapped(my_async_task, "Generate report", "T")
-    assert result.seen == [
+async def test_my_async_task_reports_its_progress_then_succeeds_with_its_data(task_manager: TaskManager) -> None:
+    ctls = await run_task(plugin, "my_task", task_id="T001", chat_key=CTX.chat_key, prompt="Generate report")
+    assert ctls == [
         TaskCtl.report_progress("🔍 Analyzing requirements...", 10),
         TaskCtl.report_progress("⚙️ Processing...", 50),
         TaskCtl.success("Processing complete", data={"result": "success"}),
     ]
-    assert result.endings == [result.seen[-1]]
+    assert not task.is_running("my_task", "T001")
+    assert task.get_state("my_task", "T001") is ctls[-1]
 
 
 async def test_my_async_task_yields_its_own_cancel_when_cancelled_before_the_check() -> None:
@@ -173,13 +147,11 @@ async def test_my_async_task_yields_its_own_cancel_when_cancelled_before_the_che
             assert handle.cancel_all() == 0  # nothing pending, but the task is now cancelled
             assert handle.is_cancelled
 
-    result = await run_tapped(my_async_task, "Generate report", "T", hook=cancel_after_first_progress)
-    assert result.seen == [
+    seen, reported = await run_tapped(my_async_task, "Generate report", "T", hook=cancel_after_first_progress)
+    assert seen == reported == [
         TaskCtl.report_progress("🔍 Analyzing requirements...", 10),
         TaskCtl.cancel("Task cancelled"),
     ]
-    assert result.endings == [TaskCtl.cancel("Task cancelled")]
-    assert result.state == TaskCtl.cancel("Task cancelled")
 
 
 # -- Core API 2: TaskCtl properties ------------------------------------------------------------------
@@ -366,23 +338,23 @@ def started_id(reply: str, prefix: str) -> str:
     return match[1]
 
 
-async def test_create_dev_task_pushes_the_url_on_success(autojump_clock: trio.testing.MockClock) -> None:
-    async with open_task_manager():
-        task_id = started_id(await create_dev_task(CTX, "A todo app"), "DEV")
-        assert task.get_running_tasks() == [f"webapp_dev:{task_id}"]
-        assert message_service.pushed == []
-        await trio.sleep(3600)
-        assert task.get_state("webapp_dev", task_id) == TaskCtl.success("Deployment successful", data={"url": url})
+async def test_create_dev_task_pushes_the_url_on_success(
+    autojump_clock: trio.testing.MockClock, task_manager: TaskManager
+) -> None:
+    task_id = started_id(await create_dev_task(CTX, "A todo app"), "DEV")
+    assert task.get_running_tasks() == [f"webapp_dev:{task_id}"]
+    assert message_service.pushed == []
+    await trio.sleep(3600)
+    assert task.get_state("webapp_dev", task_id) == TaskCtl.success("Deployment successful", data={"url": url})
     assert message_service.pushed == [PushedMessage("chat-42", f"✅ Dev task complete!\n🔗 {url}", True)]
 
 
-async def test_create_dev_task_pushes_the_failure(autojump_clock: trio.testing.MockClock) -> None:
-    async with open_task_manager():
-        task_id = started_id(await create_dev_task(CTX, f"An {IMPOSSIBLE} app"), "DEV")
-        await trio.sleep(3600)
-        assert task.get_state("webapp_dev", task_id) == TaskCtl.fail(
-            "Development failed: the requirement cannot be built"
-        )
+async def test_create_dev_task_pushes_the_failure(
+    autojump_clock: trio.testing.MockClock, task_manager: TaskManager
+) -> None:
+    task_id = started_id(await create_dev_task(CTX, f"An {IMPOSSIBLE} app"), "DEV")
+    await trio.sleep(3600)
+    assert task.get_state("webapp_dev", task_id) == TaskCtl.fail("Development failed: the requirement cannot be built")
     assert message_service.pushed == [
         PushedMessage("chat-42", "❌ Dev task failed: Development failed: the requirement cannot be built", True)
     ]
@@ -418,33 +390,34 @@ async def create_webapp_task(
     return f"Task started: {task_id}"
 
 
-async def test_webapp_task_runs_in_the_background_then_deploys(autojump_clock: trio.testing.MockClock) -> None:
-    async with open_task_manager():
-        started_at = trio.current_time()
-        task_id = started_id(await create_webapp_task(CTX, "A todo app"), "WEBAPP")
-        assert trio.current_time() == started_at, "start does not wait for the task"
-        assert task.is_running("webapp_dev", task_id)
-        assert handle_of("webapp_dev", task_id).chat_key == "chat-42"
-        assert task.get_state("webapp_dev", task_id) == TaskCtl.report_progress("🚀 Starting development...", 0)
-        await trio.sleep(3600)
-        assert not task.is_running("webapp_dev", task_id)
-        assert task.get_state("webapp_dev", task_id) == TaskCtl.success("Deployment successful", data={"url": url})
+async def test_webapp_task_runs_in_the_background_then_deploys(
+    autojump_clock: trio.testing.MockClock, task_manager: TaskManager
+) -> None:
+    started_at = trio.current_time()
+    task_id = started_id(await create_webapp_task(CTX, "A todo app"), "WEBAPP")
+    assert trio.current_time() == started_at, "start does not wait for the task"
+    assert task.is_running("webapp_dev", task_id)
+    assert handle_of("webapp_dev", task_id).chat_key == "chat-42"
+    assert task.get_state("webapp_dev", task_id) == TaskCtl.report_progress("🚀 Starting development...", 0)
+    await trio.sleep(3600)
+    assert not task.is_running("webapp_dev", task_id)
+    assert task.get_state("webapp_dev", task_id) == TaskCtl.success("Deployment successful", data={"url": url})
 
 
-async def test_webapp_task_fails_when_development_fails(autojump_clock: trio.testing.MockClock) -> None:
-    async with open_task_manager():
-        task_id = started_id(await create_webapp_task(CTX, f"An {IMPOSSIBLE} app"), "WEBAPP")
-        await trio.sleep(3600)
-        assert task.get_state("webapp_dev", task_id) == TaskCtl.fail(
-            "Development failed: the requirement cannot be built"
-        )
+async def test_webapp_task_fails_when_development_fails(
+    autojump_clock: trio.testing.MockClock, task_manager: TaskManager
+) -> None:
+    task_id = started_id(await create_webapp_task(CTX, f"An {IMPOSSIBLE} app"), "WEBAPP")
+    await trio.sleep(3600)
+    assert task.get_state("webapp_dev", task_id) == TaskCtl.fail("Development failed: the requirement cannot be built")
 
 
 async def test_webapp_task_reports_compiling_before_success(autojump_clock: trio.testing.MockClock) -> None:
-    result = await run_tapped(webapp_development_task, "A todo app", "T", run_for=3600)
-    assert [ctl.progress for ctl in result.seen] == [0, 70, None]
-    assert result.seen[1].message == "📦 Compiling..."
-    assert result.endings == [TaskCtl.success("Deployment successful", data={"url": url})]
+    assert await run_task(plugin, "webapp_dev", requirement="A todo app") == [
+        TaskCtl.report_progress("🚀 Starting development...", 0),
+        TaskCtl.report_progress("📦 Compiling...", 70),
+        TaskCtl.success("Deployment successful", data={"url": url}),
+    ]
 
 
 # -- Best practices 1: task design -----------------------------------------------------------------------------------
@@ -459,13 +432,13 @@ async def phased_task(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
 
 
 async def test_phased_progress_then_success_on_return() -> None:
-    result = await run_tapped(phased_task)
-    assert [(ctl.message, ctl.progress) for ctl in result.seen] == [
+    ctls = await run_task(plugin, "phased")
+    assert [(ctl.message, ctl.progress) for ctl in ctls[:-1]] == [
         ("📥 Downloading resources...", 20),
         ("🔄 Processing...", 60),
         ("💾 Saving...", 90),
     ]
-    assert result.endings == [TaskCtl.success()], "a body that returns without a terminal succeeds"
+    assert ctls[-1] == TaskCtl.success(), "a body that returns without a terminal succeeds"
 
 
 # -- Best practices 2: error handling ---------------------------------------------------------------------------------
@@ -507,12 +480,7 @@ async def api_answers() -> Any:
 async def test_error_handling(
     autojump_clock: trio.testing.MockClock, external_api: Callable[[], Awaitable[Any]], terminal: TaskCtl
 ) -> None:
-    endings: list[TaskCtl] = []
-    async with open_task_manager():
-        await task.start("api_call", "API", CTX.chat_key, plugin, external_api, on_terminal=endings.append)
-        await trio.sleep(60)
-        assert task.get_state("api_call", "API") == terminal
-    assert endings == [terminal]
+    assert await run_task(plugin, "api_call", external_api) == [terminal]
 
 
 # -- Best practices 3: resource cleanup ----------------------------------------------------------------------
@@ -573,18 +541,17 @@ async def long_task(handle: AsyncTaskHandle, name: str) -> AsyncIterator[TaskCtl
     yield TaskCtl.success(f"{name} done")
 
 
-async def test_concurrency_control_refuses_the_fourth_running_task() -> None:
+async def test_concurrency_control_refuses_the_fourth_running_task(task_manager: TaskManager) -> None:
     start_task = concurrency_recipe(my_plugin)
-    async with open_task_manager():
-        for name in ("a", "b", "c"):
-            assert await start_task(CTX, name) == f"Task started: my_plugin_{name}"
-        with pytest.raises(ValueError, match=re.escape("Max concurrent tasks reached (3)")):
-            await start_task(CTX, "d")
-        assert len(task.get_running_tasks()) == 3
-        handle_of("my_task", "my_plugin_a").notify("done")
-        await trio.testing.wait_all_tasks_blocked()
-        assert await start_task(CTX, "d") == "Task started: my_plugin_d", "a slot is free once a task ends"
-        assert task.get_state("my_task", "my_plugin_a") == TaskCtl.success("a done")
+    for name in ("a", "b", "c"):
+        assert await start_task(CTX, name) == f"Task started: my_plugin_{name}"
+    with pytest.raises(ValueError, match=re.escape("Max concurrent tasks reached (3)")):
+        await start_task(CTX, "d")
+    assert len(task.get_running_tasks()) == 3
+    handle_of("my_task", "my_plugin_a").notify("done")
+    await trio.testing.wait_all_tasks_blocked()
+    assert await start_task(CTX, "d") == "Task started: my_plugin_d", "a slot is free once a task ends"
+    assert task.get_state("my_task", "my_plugin_a") == TaskCtl.success("a done")
 
 
 # -- Best practices 5 and the FAQ: terminal callback notes --------------------------------------------------

@@ -1,0 +1,423 @@
+"""manager.watch(): every progress and terminal TaskCtl of the watched tasks, in order, never slowing a task."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+from task_scripts import Step, numbered, plugin, progress
+
+from trio_tasks import (
+    AsyncTaskHandle,
+    Plugin,
+    TaskCtl,
+    TaskEvent,
+    TaskEvents,
+    TaskManager,
+    TaskSignal,
+    open_task_manager,
+)
+
+CHAT = "chat-1"
+DONE = TaskCtl.success("done")
+GUARD = 1000  # virtual seconds: with autojump_clock, a stream that never ends fails the test instead of hanging it
+
+
+@attrs.define
+class Collector:
+    """A watcher reading in a task of its own; ``ended`` is set once its stream has ended."""
+
+    stream: TaskEvents
+    events: list[TaskEvent] = attrs.Factory(list)
+    ended: trio.Event = attrs.Factory(trio.Event)
+
+    def ctls(self) -> list[tuple[str, TaskCtl]]:
+        return [(event.task_id, event.ctl) for event in self.events]
+
+
+async def collect(
+    nursery: trio.Nursery,
+    manager: TaskManager,
+    task_type: str | None = None,
+    task_id: str | None = None,
+    *,
+    chat_key: str | None = None,
+    buffer: int | None = 256,
+    hold: trio.Event | None = None,
+) -> Collector:
+    """Subscribe now; read in a task of ``nursery`` (only once ``hold`` is set, if given) until the stream ends."""
+    collector = Collector(manager.watch(task_type, task_id, chat_key=chat_key, buffer=buffer))
+
+    async def read(task_status: trio.TaskStatus[None]) -> None:
+        async with collector.stream as events:
+            task_status.started()
+            if hold is not None:
+                await hold.wait()
+            with trio.fail_after(GUARD):
+                async for event in events:
+                    collector.events.append(event)
+        collector.ended.set()
+
+    await nursery.start(read)
+    return collector
+
+
+async def read_all(events: TaskEvents) -> list[TaskEvent]:
+    """Every event until the stream ends (failing rather than hanging if it never does)."""
+    with trio.fail_after(GUARD):
+        return [event async for event in events]
+
+
+def ctls_of(events: list[TaskEvent]) -> list[TaskCtl]:
+    return [event.ctl for event in events]
+
+
+async def start(
+    manager: TaskManager, task_id: str, *steps: Step, task_type: str = "script", chat_key: str = CHAT, **options: Any
+) -> AsyncTaskHandle:
+    return await manager.start(task_type, task_id, chat_key, plugin, *steps, **options)
+
+
+def notify(manager: TaskManager, task_id: str, task_type: str = "script") -> None:
+    handle = manager.get_handle(task_type, task_id)
+    assert handle is not None, f"{task_type}:{task_id} is not running"
+    handle.notify("go")
+
+
+def end_time(ends: dict[str, float], task_id: str) -> Callable[[TaskCtl], None]:
+    def record(ctl: TaskCtl) -> None:
+        ends[task_id] = trio.current_time()
+
+    return record
+
+
+def spaced(ctls: list[TaskCtl], seconds: float = 1.0) -> list[Step]:
+    """Each of ``ctls`` followed by a sleep of ``seconds``."""
+    return [step for ctl in ctls for step in (ctl, seconds)]
+
+
+# -- order and time ----------------------------------------------------------------------------------------
+
+
+async def test_a_watcher_subscribed_before_start_sees_every_update_in_order_at_its_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_task_manager() as manager:
+        await trio.sleep(3)
+        async with manager.watch("script", "S") as events:
+            t0 = trio.current_time()
+            await start(manager, "S", progress("one", 10), 5, progress("two", 50), 2.5, DONE)
+            got = await read_all(events)
+    assert got == [
+        TaskEvent("script", "S", CHAT, progress("one", 10), t0),
+        TaskEvent("script", "S", CHAT, progress("two", 50), t0 + 5),
+        TaskEvent("script", "S", CHAT, DONE, t0 + 7.5),
+    ]
+
+
+async def test_a_slow_reader_never_slows_the_task(autojump_clock: trio.testing.MockClock) -> None:
+    ticks = numbered(10)
+    ends: dict[str, float] = {}
+    async with open_task_manager() as manager, manager.watch("script", "S", buffer=None) as events:
+        t0 = trio.current_time()
+        await start(manager, "S", *spaced(ticks), DONE, on_terminal=end_time(ends, "S"))
+        got: list[TaskEvent] = []
+        with trio.fail_after(GUARD):
+            async for event in events:
+                got.append(event)
+                await trio.sleep(5)  # reads one event every 5 seconds; the task reports one a second
+    assert ctls_of(got) == [*ticks, DONE]
+    assert [event.at - t0 for event in got] == list(range(11))
+    assert ends == {"S": t0 + 10}
+
+
+inside = Plugin(name="Inside", module_name="inside")
+
+
+@inside.mount_async_task("scoped")
+async def yields_inside_a_cancelled_scope(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        yield progress("inside a cancelled scope")  # an await of the runner here would raise Cancelled
+    yield DONE
+
+
+async def test_fan_out_never_awaits_between_two_steps_of_a_body(autojump_clock: trio.testing.MockClock) -> None:
+    async with open_task_manager() as manager, manager.watch("scoped", "S") as one, manager.watch() as everything:
+        await manager.start("scoped", "S", CHAT, inside)
+        assert manager.get_state("scoped", "S") == DONE
+        assert ctls_of(await read_all(one)) == [progress("inside a cancelled scope"), DONE]
+        assert everything.dropped == 0
+
+
+# -- filters -------------------------------------------------------------------------------------------------
+
+TASKS = [("script", "1", "c1"), ("script", "2", "c2"), ("other", "1", "c1")]
+
+
+def events_of(*indexes: int) -> list[tuple[str, str, str, TaskSignal]]:
+    """The (type, id, chat, signal) of the progress and terminal events of ``TASKS[index]``, in order."""
+    return [(*TASKS[i], signal) for i in indexes for signal in (TaskSignal.PROGRESS, TaskSignal.SUCCESS)]
+
+
+async def test_filters_pick_the_matching_tasks(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery, open_task_manager() as manager:
+        watchers = {
+            "all": await collect(nursery, manager),
+            "type": await collect(nursery, manager, "script"),
+            "type and id": await collect(nursery, manager, "script", "1"),
+            "same id, other type": await collect(nursery, manager, "other", "1"),
+            "chat": await collect(nursery, manager, chat_key="c1"),
+            "type and chat": await collect(nursery, manager, "script", chat_key="c2"),
+        }
+        for task_type, task_id, chat_key in TASKS:
+            await manager.start(task_type, task_id, chat_key, plugin, progress(f"{task_type}:{task_id}"), DONE)
+    seen = {
+        name: [(e.task_type, e.task_id, e.chat_key, e.ctl.signal) for e in watcher.events]
+        for name, watcher in watchers.items()
+    }
+    assert seen == {
+        "all": events_of(0, 1, 2),
+        "type": events_of(0, 1),
+        "type and id": events_of(0),
+        "same id, other type": events_of(2),
+        "chat": events_of(0, 2),
+        "type and chat": events_of(1),
+    }
+
+
+# -- subscribing while tasks run ---------------------------------------------------------------------------
+
+
+async def test_a_watcher_subscribing_mid_task_gets_the_current_state_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery, open_task_manager() as manager:
+        await start(manager, "A", progress("a1"), progress("a2"), "go", progress("a3"), DONE)
+        await start(manager, "B", progress("b1"), "go", DONE)
+        await start(manager, "C", progress("c1"), "go", DONE, task_type="other")
+        broad = await collect(nursery, manager, "script")
+        async with manager.watch("script", "A") as events:
+            notify(manager, "A")
+            one = ctls_of(await read_all(events))
+        notify(manager, "B")
+        await trio.testing.wait_all_tasks_blocked()
+    assert one == [progress("a2"), progress("a3"), DONE]
+    assert broad.ctls() == [
+        ("A", progress("a2")),
+        ("B", progress("b1")),
+        ("A", progress("a3")),
+        ("A", DONE),
+        ("B", DONE),
+    ]
+
+
+async def test_a_queued_task_reports_its_queued_state_as_an_event(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery, open_task_manager() as manager:
+        await start(manager, "A", progress("a"), "go", DONE, task_type="single")
+        broad = await collect(nursery, manager, "single")
+        await start(manager, "B", progress("b"), DONE, task_type="single")
+        async with manager.watch("single", "B") as events:  # subscribed while B is queued
+            notify(manager, "A", task_type="single")
+            one = ctls_of(await read_all(events))
+    queued = one[0]
+    assert queued.signal is TaskSignal.PROGRESS
+    assert queued.message.startswith("Queued")
+    assert one[1:] == [progress("b"), DONE]
+    assert broad.ctls() == [("A", progress("a")), ("B", queued), ("A", DONE), ("B", progress("b")), ("B", DONE)]
+
+
+async def test_retry_backoff_states_are_events(autojump_clock: trio.testing.MockClock) -> None:
+    attempts: list[float] = []
+    async with open_task_manager() as manager, manager.watch("flaky", "F") as events:
+        t0 = trio.current_time()
+        await manager.start("flaky", "F", CHAT, plugin, 2, attempts)
+        got = await read_all(events)
+    assert [(e.ctl.signal, e.ctl.attempt, e.at - t0) for e in got] == [
+        (TaskSignal.PROGRESS, 1, 0),  # attempt 1 reports
+        (TaskSignal.PROGRESS, 2, 0),  # backing off 1 s
+        (TaskSignal.PROGRESS, 2, 1),  # attempt 2 reports
+        (TaskSignal.PROGRESS, 3, 1),  # backing off 2 s
+        (TaskSignal.PROGRESS, 3, 3),  # attempt 3 reports
+        (TaskSignal.SUCCESS, 3, 3),
+    ]
+    assert [e.ctl.message for e in got[::2]] == ["attempt 1", "attempt 2", "attempt 3"]
+    assert "retrying in 1s" in got[1].ctl.message
+    assert "retrying in 2s" in got[3].ctl.message
+
+
+# -- slow watchers: bounded buffers, terminals kept ---------------------------------------------------------
+
+FLOOD = 100_000
+
+
+@pytest.mark.parametrize("buffer", [1, 256])
+async def test_a_watcher_that_never_reads_stays_bounded_and_still_sees_the_terminal(
+    autojump_clock: trio.testing.MockClock, buffer: int
+) -> None:
+    reports = numbered(FLOOD)
+    bursts = [step for n in range(0, FLOOD, FLOOD // 10) for step in (*reports[n : n + FLOOD // 10], 1.0)]
+    ends: dict[str, float] = {}
+    async with open_task_manager() as manager, manager.watch("script", "watched", buffer=buffer) as events:
+        t0 = trio.current_time()
+        for task_id in ("watched", "unwatched"):
+            await start(manager, task_id, *bursts, DONE, on_terminal=end_time(ends, task_id))
+        await trio.sleep(60)
+        got = ctls_of(await read_all(events))
+    assert len(got) == buffer + 1
+    assert got == [*reports[-buffer:], DONE], "the oldest progress is dropped, the terminal kept"
+    assert events.dropped == FLOOD - buffer
+    assert ends == {"watched": t0 + 10, "unwatched": t0 + 10}
+
+
+@pytest.mark.parametrize(("options", "kept"), [({}, 256), ({"buffer": None}, 1000), ({"buffer": 1000}, 1000)])
+async def test_buffer_defaults_to_256_and_none_keeps_everything(
+    autojump_clock: trio.testing.MockClock, options: dict[str, Any], kept: int
+) -> None:
+    reports = numbered(1000)
+    async with open_task_manager() as manager, manager.watch("script", "S", **options) as events:
+        await start(manager, "S", *reports, DONE)  # no checkpoint: nobody could read in between
+        got = ctls_of(await read_all(events))
+    assert got == [*reports[-kept:], DONE]
+    assert events.dropped == 1000 - kept
+
+
+async def test_terminal_events_are_never_dropped(autojump_clock: trio.testing.MockClock) -> None:
+    endings = [DONE, TaskCtl.fail("broke"), TaskCtl.cancel("gave up"), DONE, TaskCtl.fail("again")]
+    reports = numbered(3)
+    hold = trio.Event()
+    async with trio.open_nursery() as nursery, open_task_manager() as manager:
+        watcher = await collect(nursery, manager, buffer=1, hold=hold)
+        for n, ending in enumerate(endings):
+            await start(manager, f"T{n}", *reports, ending)
+        hold.set()
+    assert watcher.ctls() == [
+        *[(f"T{n}", ending) for n, ending in enumerate(endings[:-1])],
+        ("T4", reports[-1]),
+        ("T4", endings[-1]),
+    ]
+    assert watcher.stream.dropped == len(endings) * len(reports) - 1
+
+
+# -- leaving and ending ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("leave", ["break", "cancel"])
+async def test_leaving_the_block_mid_burst_unsubscribes(autojump_clock: trio.testing.MockClock, leave: str) -> None:
+    ticks = numbered(200)
+    ends: dict[str, float] = {}
+    seen: list[TaskCtl] = []
+    async with open_task_manager() as manager:
+        t0 = trio.current_time()
+        with trio.move_on_after(4.5 if leave == "cancel" else math.inf):
+            async with manager.watch("script", "T", buffer=10) as events:
+                await start(manager, "T", *spaced(ticks), DONE, on_terminal=end_time(ends, "T"))
+                async for event in events:
+                    seen.append(event.ctl)
+                    if leave == "break" and len(seen) == 5:
+                        break
+        assert seen == ticks[:5]
+        assert manager.is_running("script", "T")
+        await trio.sleep(300)
+        assert events.dropped == 0, "195 more updates came after it left; none reached it"
+        assert manager.get_state("script", "T") == DONE
+        assert ends == {"T": t0 + 200}
+        async with manager.watch("script", "T", buffer=None) as again:
+            await start(manager, "T", *spaced(ticks), DONE)
+            assert ctls_of(await read_all(again)) == [*ticks, DONE]
+
+
+@pytest.mark.parametrize("how", ["notify", "cancel", "stop_all", "cancel_wait"])
+async def test_a_watcher_of_one_task_ends_after_its_terminal(autojump_clock: trio.testing.MockClock, how: str) -> None:
+    async with open_task_manager() as manager:
+        handle = await start(manager, "S", progress("waiting"), "go", DONE)
+        async with manager.watch("script", "S") as events:
+            if how == "notify":
+                handle.notify("go")
+            elif how == "cancel":
+                await manager.cancel("script", "S")
+            elif how == "stop_all":
+                await manager.stop_all(chat_key=CHAT)
+            else:
+                handle.cancel_wait("go")
+            got = ctls_of(await read_all(events))
+        terminal = manager.get_state("script", "S")
+        await start(manager, "S", progress("again"), DONE)
+    assert terminal is not None
+    assert terminal.signal is (TaskSignal.SUCCESS if how == "notify" else TaskSignal.CANCEL)
+    assert got == [progress("waiting"), terminal]
+
+
+async def test_other_watchers_end_when_the_manager_closes_after_the_last_terminal(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        async with open_task_manager() as manager:
+            watchers = [
+                await collect(nursery, manager),
+                await collect(nursery, manager, "script"),
+                await collect(nursery, manager, chat_key=CHAT),
+            ]
+            never_started = await collect(nursery, manager, "script", "never")
+            await start(manager, "S", progress("working"), "go")
+            await trio.sleep(10)
+            assert not any(watcher.ended.is_set() for watcher in [*watchers, never_started])
+        with trio.fail_after(10):
+            for watcher in [*watchers, never_started]:
+                await watcher.ended.wait()
+        terminal = manager.get_state("script", "S")
+        async with manager.watch() as late:
+            assert await read_all(late) == [], "a watch of a closed manager ends at once"
+    assert terminal is not None
+    assert terminal.signal is TaskSignal.CANCEL
+    assert all(watcher.ctls() == [("S", progress("working")), ("S", terminal)] for watcher in watchers)
+    assert never_started.events == []
+
+
+async def test_many_watchers_of_one_task_each_get_every_event(autojump_clock: trio.testing.MockClock) -> None:
+    ticks = numbered(20)
+    async with trio.open_nursery() as nursery, open_task_manager() as manager:
+        watchers = [await collect(nursery, manager, "script", "S") for _ in range(10)]
+        watchers += [await collect(nursery, manager, "script") for _ in range(5)]
+        watchers += [await collect(nursery, manager, chat_key=CHAT, buffer=None) for _ in range(5)]
+        await start(manager, "S", *spaced(ticks, 0), DONE)
+        await trio.testing.wait_all_tasks_blocked()
+    first = watchers[0].events
+    assert [event.ctl for event in first] == [*ticks, DONE]
+    assert all(watcher.events == first for watcher in watchers)
+
+
+# -- bad arguments ------------------------------------------------------------------------------------------------
+
+
+async def enter(manager: TaskManager, *args: Any, **kwargs: Any) -> None:
+    async with manager.watch(*args, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        ((None, "T1"), {}, TypeError, "task_type"),
+        ((), {"task_id": "T1"}, TypeError, "task_type"),
+        ((42,), {}, TypeError, "task_type.*42"),
+        (("script", 7), {}, TypeError, "task_id.*7"),
+        ((), {"chat_key": b"c1"}, TypeError, re.escape("chat_key") + ".*" + re.escape("b'c1'")),
+        ((), {"buffer": 0}, ValueError, "buffer.*got 0"),
+        ((), {"buffer": -1}, ValueError, "buffer.*-1"),
+        ((), {"buffer": True}, TypeError, "buffer.*True"),
+        ((), {"buffer": 2.5}, TypeError, "buffer.*2.5"),
+    ],
+)
+async def test_bad_arguments_are_refused_naming_the_value(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    async with open_task_manager() as manager:
+        with pytest.raises(error, match=match):
+            await enter(manager, *args, **kwargs)
