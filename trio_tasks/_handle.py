@@ -189,7 +189,10 @@ class AsyncTaskHandle:
             await _cancel_shielded_checkpoint()
             return value
         waiter = _Waiter(key)
-        self._add_waiter(waiter)
+        if self._waits is None:
+            self._waits = waiter  # the usual case: one wait at a time
+        else:
+            self._add_waiter(waiter)
         try:
             if timeout is None or timeout == math.inf:
                 await waiter.event.wait()
@@ -241,7 +244,11 @@ class AsyncTaskHandle:
             _check_key(key)
         if self._ended_at is not None:
             return False
-        waiter = self._pop_waiter(key)
+        waiter = self._waits
+        if waiter.__class__ is _Waiter and waiter.key == key:
+            self._waits = None  # the usual case: the one pending wait
+        else:
+            waiter = self._pop_waiter(key)
         if waiter is None:
             if self._pending is None:
                 self._pending = {}

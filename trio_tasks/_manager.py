@@ -216,6 +216,8 @@ class TaskManager:
 
     def get_handle(self, task_type: str, task_id: str) -> AsyncTaskHandle | None:
         """The running task's handle, or None if it is not running."""
+        if task_type.__class__ is str and task_id.__class__ is str:
+            return self._live.get((task_type, task_id))
         return self._live.get(_key(task_type, task_id))
 
     def get_state(self, task_type: str, task_id: str) -> TaskCtl | None:

@@ -79,7 +79,7 @@ async def run_task(
         with handle._scope:
             if admission is not None and not admission.granted.is_set():
                 await _wait_for_slots(handle, admission)
-            await _checkpoint_if_cancelled()  # cancelled before it began: the body never runs
+                await _checkpoint_if_cancelled()  # cancelled while queued, or as a slot came free: never begin
             if timeout is not None:
                 handle._scope.deadline = trio.current_time() + timeout
             while True:
