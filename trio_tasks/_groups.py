@@ -30,14 +30,16 @@ class Countdown:
     def __init__(self, handles: Iterable[AsyncTaskHandle]) -> None:
         self.event = trio.Event()
         self.remaining = 0
+        remaining = 0
         for handle in handles:
             if handle._ended_at is None:
-                self.remaining += 1
+                remaining += 1
                 if handle._countdowns is None:
                     handle._countdowns = [self]
                 else:
                     handle._countdowns.append(self)
-        if self.remaining == 0:
+        self.remaining = remaining
+        if remaining == 0:
             self.event.set()
 
     def tick(self) -> None:

@@ -201,7 +201,10 @@ class AsyncTaskHandle:
                     await waiter.event.wait()
         finally:
             if waiter.outcome == _PENDING:  # timed out or cancelled: still registered
-                self._pop_waiter(key)
+                if self._waits is waiter:
+                    self._waits = None
+                else:
+                    self._pop_waiter(key)
         if waiter.outcome == _CANCELLED:
             raise WaitCancelled(key)
         return waiter.value

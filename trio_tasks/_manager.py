@@ -343,7 +343,8 @@ class TaskManager:
         if handle._ended_at is None:
             if handle._cancel_ctl is None:
                 handle._cancel_ctl = ctl
-            handle._ask_cancel()
+            if not handle._cancel_asked:
+                handle._ask_cancel()
             handle._scope.cancel()
 
     # -- watching ---------------------------------------------------------------
