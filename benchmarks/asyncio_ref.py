@@ -265,18 +265,16 @@ async def _spawn(n: int) -> Sample:
     return span.sample(terminals, n)
 
 
-async def _start_parked(ids: list[str], terminals: Terminals) -> None:
+async def _start_parked(ids: list[str], terminals: Terminals) -> list[AsyncTaskHandle]:
     start = task.start
-    for task_id in ids:
-        await start("idle", task_id, CHAT_KEY, plugin, on_terminal=terminals)
+    handles = [await start("idle", task_id, CHAT_KEY, plugin, on_terminal=terminals) for task_id in ids]
     await asyncio.sleep(0)  # every task created above runs to its wait point
+    return handles
 
 
-def _notify_all(ids: list[str]) -> None:
-    get_handle = task.get_handle
-    for task_id in ids:
-        handle = get_handle("idle", task_id)
-        assert handle is not None
+def _notify_all(handles: list[AsyncTaskHandle]) -> None:
+    """Notify each task through the handle its start returned, as the floor and trio_tasks do."""
+    for handle in handles:
         handle.notify(WAIT_KEY)
 
 
@@ -293,10 +291,10 @@ async def _idle(n: int, trace: bool) -> Sample:
     probe = MemoryProbe(trace)
     probe.begin()
     span = Span()
-    await _start_parked(ids, terminals)
+    handles = await _start_parked(ids, terminals)
     span.stop()
     bytes_per_task = probe.end(n)
-    _notify_all(ids)
+    _notify_all(handles)
     await done.wait()
     terminals.check("asyncio idle")
     return span.sample(terminals, n, bytes_per_task)
@@ -312,10 +310,10 @@ async def _notify(n: int) -> Sample:
     ids = task_ids(n)
     done = asyncio.Event()
     terminals = Terminals(n, _SUCCESS, done.set)
-    await _start_parked(ids, terminals)
+    handles = await _start_parked(ids, terminals)
     settle()
     span = Span()
-    _notify_all(ids)
+    _notify_all(handles)
     await done.wait()
     span.stop_at_done(terminals)
     terminals.check("asyncio notify")

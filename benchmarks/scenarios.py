@@ -3,7 +3,8 @@
 Every run opens a fresh ``trio.run`` and one ``open_task_manager(history_limit=n)``
 (so ``get_state`` keeps every task's terminal, like the floor's dict of
 states), starts tasks with ``await manager.start(...)``, reaches them with
-``manager.get_handle(...).notify(...)`` and stops them with
+``handle.notify(...)`` on the handles ``start`` returned (as the floor and
+the asyncio reference do) and stops them with
 ``await manager.stop_all()``.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import trio
 
-from trio_tasks import Plugin, TaskManager, TaskSignal, open_task_manager
+from trio_tasks import AsyncTaskHandle, Plugin, TaskManager, TaskSignal, open_task_manager
 
 from .common import (
     CHAT_KEY,
@@ -61,17 +62,14 @@ async def _spawn(n: int) -> Sample:
     return span.sample(terminals, n)
 
 
-async def _start_parked(manager: TaskManager, ids: list[str], terminals: Terminals) -> None:
+async def _start_parked(manager: TaskManager, ids: list[str], terminals: Terminals) -> list[AsyncTaskHandle]:
     start = manager.start
-    for task_id in ids:
-        await start("idle", task_id, CHAT_KEY, plugin, on_terminal=terminals)
+    return [await start("idle", task_id, CHAT_KEY, plugin, on_terminal=terminals) for task_id in ids]
 
 
-def _notify_all(manager: TaskManager, ids: list[str]) -> None:
-    get_handle = manager.get_handle
-    for task_id in ids:
-        handle = get_handle("idle", task_id)
-        assert handle is not None
+def _notify_all(handles: list[AsyncTaskHandle]) -> None:
+    """Notify each task through the handle its start returned, as the floor does."""
+    for handle in handles:
         handle.notify(WAIT_KEY)
 
 
@@ -88,10 +86,10 @@ async def _idle(n: int, trace: bool) -> Sample:
     async with open_task_manager(history_limit=n) as manager:
         probe.begin()
         span = Span()
-        await _start_parked(manager, ids, terminals)
+        handles = await _start_parked(manager, ids, terminals)
         span.stop()
         bytes_per_task = probe.end(n)
-        _notify_all(manager, ids)
+        _notify_all(handles)
         await done.wait()
     terminals.check("trio_tasks idle")
     return span.sample(terminals, n, bytes_per_task)
@@ -107,10 +105,10 @@ async def _notify(n: int) -> Sample:
     done = trio.Event()
     terminals = Terminals(n, _SUCCESS, done.set)
     async with open_task_manager(history_limit=n) as manager:
-        await _start_parked(manager, ids, terminals)
+        handles = await _start_parked(manager, ids, terminals)
         settle()
         span = Span()
-        _notify_all(manager, ids)
+        _notify_all(handles)
         await done.wait()
         span.stop_at_done(terminals)
     terminals.check("trio_tasks notify")

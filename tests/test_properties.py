@@ -333,9 +333,14 @@ def _by_task(events: list[TaskEvent]) -> dict[str, list[TaskEvent]]:
     return grouped
 
 
+def _same(one: TaskEvent, other: TaskEvent) -> bool:
+    """The same update: the very TaskCtl the task reported, at the same time (each read makes a new TaskEvent)."""
+    return one.ctl is other.ctl and one.at == other.at and one.task_id == other.task_id
+
+
 def _is_subsequence(part: list[TaskEvent], whole: list[TaskEvent]) -> bool:
     rest = iter(whole)
-    return all(any(event is other for other in rest) for event in part)
+    return all(any(_same(event, other) for other in rest) for event in part)
 
 
 def check_watchers(seen: Observed) -> None:
@@ -358,7 +363,7 @@ def check_watchers(seen: Observed) -> None:
             events, full = mine.get(task_id, []), everything[task_id]
             assert _is_subsequence(events, full), "in order, nothing invented"
             assert events, "the terminal event is never dropped"
-            assert events[-1] is full[-1]
+            assert _same(events[-1], full[-1])
             assert all(not e.ctl.is_terminal for e in events[:-1])
             dropped += len(full) - len(events)
         assert dropped == watched.dropped, "every missing event was counted as dropped"

@@ -24,7 +24,7 @@ from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
 from ._portal import TaskPortal
 from ._runner import Retrying, run_task
-from ._watch import TaskEvents, event_filter, event_of, publish
+from ._watch import TaskEvents, entry_of, event_filter, publish
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -403,7 +403,7 @@ class TaskManager:
             else:
                 handle._watchers.append(events)
             if handle._state is not None:
-                events.push(event_of(handle, handle._state))
+                events.push(entry_of(handle, handle._state))
 
     def _unsubscribe(self, events: TaskEvents) -> None:
         key = events.task_key

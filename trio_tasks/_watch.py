@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
     from ._manager import TaskManager
 
-__all__ = ["TaskEvent", "TaskEvents", "event_filter", "event_of", "publish", "report"]
+__all__ = ["TaskEvent", "TaskEvents", "event_filter", "entry_of", "publish", "report"]
+
+Entry = tuple["AsyncTaskHandle", TaskCtl, float]
+"""A buffered update: the task, its TaskCtl, when. It becomes a TaskEvent only when read."""
 
 _PROGRESS = TaskSignal.PROGRESS
 
@@ -76,7 +79,7 @@ class TaskEvents:
         self.dropped = 0
         self._manager = manager
         self._buffer = buffer
-        self._events: deque[TaskEvent] = deque()
+        self._events: deque[Entry] = deque()
         self._progress = 0  # progress events in _events
         self._closed = False
         self._lot = trio.lowlevel.ParkingLot()
@@ -106,16 +109,16 @@ class TaskEvents:
                 await self._lot.park()
         if not self._events:
             raise StopAsyncIteration
-        event = self._events.popleft()
-        if event.ctl.signal is _PROGRESS:
+        handle, ctl, at = self._events.popleft()
+        if ctl.signal is _PROGRESS:
             self._progress -= 1
-        return event
+        return TaskEvent(handle.task_type, handle.task_id, handle.chat_key, ctl, at)
 
-    def push(self, event: TaskEvent) -> None:
-        """Add ``event`` (internal; synchronous, never blocks)."""
+    def push(self, entry: Entry) -> None:
+        """Add an update (internal; synchronous, never blocks)."""
         events = self._events
-        events.append(event)
-        if event.ctl.signal is _PROGRESS:
+        events.append(entry)
+        if entry[1].signal is _PROGRESS:
             self._progress += 1
             if self._progress > self._buffer:
                 self._drop_oldest_progress()
@@ -126,11 +129,11 @@ class TaskEvents:
 
     def _drop_oldest_progress(self) -> None:
         events = self._events
-        if events[0].ctl.signal is _PROGRESS:
+        if events[0][1].signal is _PROGRESS:
             events.popleft()
         else:  # terminals of other tasks wait in front: skip them
-            for index, event in enumerate(events):
-                if event.ctl.signal is _PROGRESS:
+            for index, (_, ctl, _) in enumerate(events):
+                if ctl.signal is _PROGRESS:
                     del events[index]
                     break
         self._progress -= 1
@@ -169,9 +172,9 @@ def event_filter(
     return matches, key
 
 
-def event_of(handle: AsyncTaskHandle, ctl: TaskCtl) -> TaskEvent:
-    """The event of ``handle`` reporting ``ctl`` now (internal)."""
-    return TaskEvent(handle.task_type, handle.task_id, handle.chat_key, ctl, trio.current_time())
+def entry_of(handle: AsyncTaskHandle, ctl: TaskCtl) -> Entry:
+    """The update of ``handle`` reporting ``ctl`` now (internal)."""
+    return (handle, ctl, handle._manager._now())
 
 
 def report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
@@ -183,6 +186,6 @@ def report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
 
 def publish(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
     """Hand ``ctl`` to every watcher of ``handle`` (internal; synchronous, never blocks)."""
-    event = event_of(handle, ctl)
+    entry = (handle, ctl, handle._manager._now())
     for events in handle._watchers or ():
-        events.push(event)
+        events.push(entry)
