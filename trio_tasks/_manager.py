@@ -294,9 +294,9 @@ class TaskManager:
     ) -> int:
         """Cancel every running task (or those matching the filters), wait until they have ended, return how many.
 
-        Without filters, all their scopes are cancelled at once (one shared
-        scope), then one wait; with filters, the matching tasks' scopes. Every
-        ``on_terminal`` callback has run when this returns. ``grace`` works
+        Each task's own scope is cancelled, all in one synchronous pass, then
+        this waits once for all of them; every ``on_terminal`` callback has
+        run (or, if async, started) when it returns. ``grace`` works
         as in :meth:`cancel`. Tasks started meanwhile are not affected. A
         plugin's cleanup hook stops only its own tasks with::
 
