@@ -15,6 +15,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from recording import Ended, recorder, wait_until_idle
 
 from trio_tasks import (
     AsyncTaskHandle,
@@ -114,24 +115,10 @@ async def one_at_a_time(handle: AsyncTaskHandle, trace: Trace, seconds: float) -
     yield TaskCtl.success("done")
 
 
-@attrs.frozen
-class Ended:
-    ctl: TaskCtl
-    at: float
-
-
 async def start(manager: TaskManager, task_type: str, *args: Any, task_id: str = "T", **options: Any) -> list[Ended]:
     """Start ``task_type``; returns the list its terminal callback appends to (with virtual times)."""
     ends: list[Ended] = []
-    await manager.start(
-        task_type,
-        task_id,
-        "chat",
-        plugin,
-        *args,
-        on_terminal=lambda ctl: ends.append(Ended(ctl, trio.current_time())),
-        **options,
-    )
+    await manager.start(task_type, task_id, "chat", plugin, *args, on_terminal=recorder(ends), **options)
     return ends
 
 
@@ -147,13 +134,6 @@ def timed_out(ends: list[Ended], timeout: float) -> Ended:
     assert error.timeout == timeout
     assert f"task_timeout of {timeout:g} seconds" in end.ctl.message
     return end
-
-
-async def wait_until_idle(manager: TaskManager, within: float = 1000) -> None:
-    """Wait (on the virtual clock) until no task runs; fail rather than hang if that takes over ``within`` seconds."""
-    with trio.fail_after(within):
-        while manager.get_running_tasks():
-            await trio.sleep(0.25)
 
 
 # -- the deadline passes ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from recording import Ended, Endings
 
 from trio_tasks import AsyncTaskHandle, Plugin, TaskCtl, TaskManager, open_task_manager
 
@@ -66,32 +67,20 @@ async def finishes(handle: AsyncTaskHandle, began: list[str]) -> AsyncIterator[T
     yield TaskCtl.success("finished anyway")
 
 
-@attrs.frozen
-class Ended:
-    ctl: TaskCtl
-    at: float
-
-
 @attrs.define
 class Tasks:
     """Starts tasks on one manager and records each terminal callback with its virtual time."""
 
     manager: TaskManager
-    endings: dict[str, list[Ended]] = attrs.Factory(dict)
+    endings: Endings = attrs.Factory(Endings)
 
     async def start(self, task_type: str, task_id: str, *args: Any, chat_key: str = "chat") -> AsyncTaskHandle:
-        ends = self.endings.setdefault(task_id, [])
-
-        def record(ctl: TaskCtl) -> None:
-            ends.append(Ended(ctl, trio.current_time()))
-
-        return await self.manager.start(task_type, task_id, chat_key, plugin, *args, on_terminal=record)
+        on_terminal = self.endings.callback(task_id)
+        return await self.manager.start(task_type, task_id, chat_key, plugin, *args, on_terminal=on_terminal)
 
     def ended(self, task_id: str) -> Ended:
         """The one ending of ``task_id``; fails unless its callback fired exactly once."""
-        ends = self.endings[task_id]
-        assert len(ends) == 1, (task_id, ends)
-        return ends[0]
+        return self.endings.only(task_id)
 
 
 # -- cancel(grace=) ---------------------------------------------------------------------------------------
@@ -108,7 +97,7 @@ async def test_a_body_that_reacts_within_the_grace_yields_its_own_cancel(
         t0 = trio.current_time()
         assert await manager.cancel("cooperative", "C", grace=10) is True
         assert trio.current_time() == t0 + 2, "cancel returns once the task ended, before the grace is over"
-        assert len(tasks.endings["C"]) == 1, "and after its callback ran"
+        assert len(tasks.endings.by_task["C"]) == 1, "and after its callback ran"
         assert not manager.is_running("cooperative", "C")
         assert manager.get_state("cooperative", "C") == TaskCtl.cancel("Stopped cleanly")
     assert tasks.ended("C") == Ended(TaskCtl.cancel("Stopped cleanly"), t0 + 2)

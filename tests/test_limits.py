@@ -16,6 +16,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from recording import Ended, Endings, wait_until_idle
 
 from trio_tasks import (
     AsyncTaskHandle,
@@ -84,19 +85,13 @@ def mounted(*task_types: str, max_concurrent: int | None = None, on_limit: OnLim
     return plugin
 
 
-@attrs.frozen
-class Ended:
-    ctl: TaskCtl
-    at: float
-
-
 @attrs.define
 class Tasks:
     """Starts ``job`` tasks on one manager and records every terminal callback with its virtual time."""
 
     manager: TaskManager
     plugin: Plugin
-    endings: dict[str, list[Ended]] = attrs.Factory(dict)
+    endings: Endings = attrs.Factory(Endings)
 
     async def start(
         self,
@@ -107,31 +102,18 @@ class Tasks:
         task_type: str = "job",
         **options: Any,
     ) -> AsyncTaskHandle:
-        ends = self.endings.setdefault(task_id, [])
-
-        def record(ctl: TaskCtl) -> None:
-            ends.append(Ended(ctl, trio.current_time()))
-
+        on_terminal = self.endings.callback(task_id)
         return await self.manager.start(
-            task_type, task_id, "chat", self.plugin, probes, seconds, outcome, on_terminal=record, **options
+            task_type, task_id, "chat", self.plugin, probes, seconds, outcome, on_terminal=on_terminal, **options
         )
 
     def ended(self, task_id: str) -> Ended:
         """The one ending of ``task_id``; fails unless its callback fired exactly once."""
-        ends = self.endings[task_id]
-        assert len(ends) == 1, (task_id, ends)
-        return ends[0]
+        return self.endings.only(task_id)
 
 
 def is_queued(state: TaskCtl | None) -> bool:
     return state is not None and state.signal is TaskSignal.PROGRESS and state.message.startswith("Queued")
-
-
-async def wait_until_idle(manager: TaskManager, within: float = 1000) -> None:
-    """Wait (on the virtual clock) until no task runs; fail rather than hang if that takes over ``within`` seconds."""
-    with trio.fail_after(within):
-        while manager.get_running_tasks():
-            await trio.sleep(0.25)
 
 
 # -- the limit holds under random starts, cancels and ends --------------------------------------------------
@@ -325,7 +307,7 @@ async def test_manager_limit_covers_every_task_type(autojump_clock: trio.testing
         await wait_until_idle(manager)
     assert every.peak == 2
     assert every.begun == [f"{kind}{n}" for n in range(4) for kind in "RF"]
-    assert all(ends[0].ctl == TaskCtl.success("done") for ends in tasks.endings.values())
+    assert all(ends[0].ctl == TaskCtl.success("done") for ends in tasks.endings.by_task.values())
 
 
 async def test_type_limit_and_manager_limit_combine(autojump_clock: trio.testing.MockClock) -> None:
@@ -345,8 +327,8 @@ async def test_type_limit_and_manager_limit_combine(autojump_clock: trio.testing
     assert every.peak == 3
     assert renders.begun == ["R0", "R1", "R2", "R3"]
     assert fetches.begun == [f"F{n}" for n in range(6)]
-    assert len(tasks.endings) == 10
-    assert all(len(ends) == 1 for ends in tasks.endings.values())
+    assert len(tasks.endings.by_task) == 10
+    assert all(len(ends) == 1 for ends in tasks.endings.by_task.values())
 
 
 # -- every way of ending frees the slot ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from recording import Ended, only, recorder, wait_until_idle
 
 from trio_tasks import (
     AsyncTaskHandle,
@@ -68,30 +69,10 @@ def mounted(policy: RetryPolicy | None) -> Plugin:
     return plugin
 
 
-@attrs.frozen
-class Ended:
-    ctl: TaskCtl
-    at: float
-
-
 async def start(manager: TaskManager, plugin: Plugin, *args: Any) -> list[Ended]:
     ends: list[Ended] = []
-    await manager.start(
-        "job", "T", "chat", plugin, *args, on_terminal=lambda ctl: ends.append(Ended(ctl, trio.current_time()))
-    )
+    await manager.start("job", "T", "chat", plugin, *args, on_terminal=recorder(ends))
     return ends
-
-
-def only(ends: list[Ended]) -> Ended:
-    assert len(ends) == 1, ends
-    return ends[0]
-
-
-async def wait_until_idle(manager: TaskManager, within: float = 1000) -> None:
-    """Wait (on the virtual clock) until no task runs; fail rather than hang if that takes over ``within`` seconds."""
-    with trio.fail_after(within):
-        while manager.get_running_tasks():
-            await trio.sleep(0.25)
 
 
 # -- running again ------------------------------------------------------------------------------------------
