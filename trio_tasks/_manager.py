@@ -7,12 +7,13 @@ import logging
 import math
 import sys
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, final
 
 import trio
 
+from ._callbacks import CallbackNursery
 from ._checks import check_number, check_str
 from ._ctl import TaskCtl
 from ._errors import ManagerClosed, TaskAlreadyRunning
@@ -24,7 +25,7 @@ from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
 from ._portal import TaskPortal
 from ._runner import Retrying, run_task
-from ._watch import TaskEvents, entry_of, event_filter, publish
+from ._watch import Subscriptions, TaskEvents, event_filter
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -99,10 +100,8 @@ class TaskManager:
         self._limits: dict[TaskSpec, tuple[Limiter, ...]] = {}
         self._live: dict[Key, AsyncTaskHandle] = {}
         self._history: OrderedDict[Key, AsyncTaskHandle] = OrderedDict()
-        self._callbacks: trio.Nursery | None = None
-        self._all_ended = trio.Event()
-        self._keyed_watchers: dict[Key, list[TaskEvents]] = {}
-        self._broad_watchers: list[TaskEvents] = []
+        self._callbacks = CallbackNursery()
+        self._subscriptions = Subscriptions()
         self._closed = False
         self._notice_send, self._notice_recv = trio.open_memory_channel[AgentNotice](NOTICE_BUFFER)
 
@@ -197,8 +196,8 @@ class TaskManager:
         except TypeError as exc:
             raise TypeError(f"cannot start {task_type}:{task_id}: {exc}") from exc
         retrying = None if spec.retry is None else Retrying(spec.retry, spec.func, args, kwargs)
-        if self._keyed_watchers or self._broad_watchers:
-            self._attach_watchers(handle, key)
+        if self._subscriptions:
+            self._subscriptions.attach(handle)
         admission = Admission(handle, limits) if limits else None  # takes free slots now, or queues
         name = f"trio_tasks:{task_type}:{task_id}"
         self._root.start_soon(run_task, handle, _current_task(), admission, task_timeout, retrying, name=name)
@@ -385,49 +384,10 @@ class TaskManager:
         return TaskEvents(self, matches, key, math.inf if buffer is None else buffer)
 
     def _subscribe(self, events: TaskEvents) -> None:
-        """Start feeding ``events``: the current states first, then every update."""
-        if self._all_ended.is_set():
-            events.close()
-            return
-        key = events.task_key
-        if key is not None:
-            self._keyed_watchers.setdefault(key, []).append(events)
-            handle = self._live.get(key)
-            handles = [] if handle is None else [handle]
-        else:
-            self._broad_watchers.append(events)
-            handles = [handle for handle in self._live.values() if events.matches(handle)]
-        for handle in handles:
-            if handle._watchers is None:
-                handle._watchers = [events]
-            else:
-                handle._watchers.append(events)
-            if handle._state is not None:
-                events.push(entry_of(handle, handle._state))
+        self._subscriptions.subscribe(events, self._live)
 
     def _unsubscribe(self, events: TaskEvents) -> None:
-        key = events.task_key
-        if key is not None:
-            watchers = self._keyed_watchers.get(key)
-            if watchers is not None and events in watchers:
-                watchers.remove(events)
-                if not watchers:
-                    del self._keyed_watchers[key]
-            handle = self._live.get(key)
-            handles = [] if handle is None else [handle]
-        else:
-            if events in self._broad_watchers:
-                self._broad_watchers.remove(events)
-            handles = list(self._live.values())
-        for handle in handles:
-            if handle._watchers is not None and events in handle._watchers:
-                handle._watchers.remove(events)
-
-    def _attach_watchers(self, handle: AsyncTaskHandle, key: Key) -> None:
-        watchers = [events for events in self._broad_watchers if events.matches(handle)]
-        watchers += self._keyed_watchers.get(key, ())
-        if watchers:
-            handle._watchers = watchers
+        self._subscriptions.unsubscribe(events, self._live)
 
     # -- other threads ---------------------------------------------------------------
 
@@ -489,14 +449,7 @@ class TaskManager:
         return limits
 
     async def _open(self) -> None:
-        self._callbacks = await self._root.start(self._run_callbacks)
-
-    async def _run_callbacks(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
-        """The nursery of async ``on_terminal`` callbacks; open until every task has ended."""
-        async with trio.open_nursery() as nursery:
-            task_status.started(nursery)
-            with trio.CancelScope(shield=True):  # a late task must still find it open
-                await self._all_ended.wait()
+        await self._root.start(self._callbacks.run)
 
     def _task_ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
         """Record ``terminal`` and fire the callback; the runner calls this once per task."""
@@ -514,8 +467,7 @@ class TaskManager:
             if len(history) > limit:
                 history.popitem(last=False)
         if handle._watchers:
-            publish(handle, terminal)
-            self._keyed_watchers.pop(key, None)  # a watch of one task ends with its terminal event
+            self._subscriptions.ended(handle, terminal)
         callback = handle._on_terminal
         if callback is not None:
             try:
@@ -524,31 +476,10 @@ class TaskManager:
                 logger.exception("on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id)
             else:
                 if result is not None and inspect.isawaitable(result):
-                    self._start_callback(handle, result)
+                    self._callbacks.start(handle, result)
         if handle._countdowns is not None:
             for countdown in handle._countdowns:
                 countdown.tick()
-
-    def _start_callback(self, handle: AsyncTaskHandle, awaitable: Awaitable[object]) -> None:
-        assert self._callbacks is not None
-        self._callbacks.start_soon(
-            self._await_callback, handle, awaitable, name=f"trio_tasks:on_terminal:{handle.task_type}:{handle.task_id}"
-        )
-
-    async def _await_callback(self, handle: AsyncTaskHandle, awaitable: Awaitable[object]) -> None:
-        try:
-            await awaitable
-        except Exception:
-            logger.exception(
-                "async on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id
-            )
-        except trio.Cancelled:
-            logger.warning(
-                "async on_terminal callback of task %s:%s was cancelled: the task manager closed",
-                handle.task_type,
-                handle.task_id,
-            )
-            raise
 
     async def _close(self) -> None:
         """End of the manager's block: refuse new starts, ask running tasks to stop,
@@ -562,14 +493,8 @@ class TaskManager:
                 with trio.CancelScope(shield=True):  # cancelled tasks end promptly; their callbacks need the nursery
                     await Countdown(self._live.values()).event.wait()
             finally:
-                if self._callbacks is not None:
-                    if grace:
-                        self._callbacks.cancel_scope.deadline = trio.current_time() + grace
-                    else:
-                        self._callbacks.cancel_scope.cancel()
-                self._all_ended.set()
-                for events in [*self._broad_watchers, *(w for ws in self._keyed_watchers.values() for w in ws)]:
-                    events.close()
+                self._callbacks.close(grace)
+                self._subscriptions.close()
 
 
 def _check_options(

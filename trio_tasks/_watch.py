@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
     from ._manager import TaskManager
 
-__all__ = ["TaskEvent", "TaskEvents", "event_filter", "entry_of", "publish", "report"]
+__all__ = ["Subscriptions", "TaskEvent", "TaskEvents", "event_filter", "entry_of", "publish", "report"]
 
 Entry = tuple["AsyncTaskHandle", TaskCtl, float]
 """A buffered update: the task, its TaskCtl, when. It becomes a TaskEvent only when read."""
@@ -189,3 +189,82 @@ def publish(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
     entry = (handle, ctl, handle._manager._now())
     for events in handle._watchers or ():
         events.push(entry)
+
+
+@final
+class Subscriptions:
+    """Which watchers follow which tasks (internal; one per task manager).
+
+    A watch of one task is kept by key, so that it finds the task when it
+    starts; the other watches are checked against each starting task. Each
+    running task keeps the list of its own watchers (``handle._watchers``),
+    so an update costs nothing without watchers and one list walk with them.
+    """
+
+    __slots__ = ("broad", "closed", "keyed")
+
+    def __init__(self) -> None:
+        self.keyed: dict[tuple[str, str], list[TaskEvents]] = {}
+        self.broad: list[TaskEvents] = []
+        self.closed = False
+
+    def __bool__(self) -> bool:
+        return bool(self.keyed or self.broad)
+
+    def subscribe(self, events: TaskEvents, live: dict[tuple[str, str], AsyncTaskHandle]) -> None:
+        """Start feeding ``events``: the current state of each matching running task first."""
+        if self.closed:
+            events.close()
+            return
+        key = events.task_key
+        if key is not None:
+            self.keyed.setdefault(key, []).append(events)
+            handle = live.get(key)
+            handles = [] if handle is None else [handle]
+        else:
+            self.broad.append(events)
+            handles = [handle for handle in live.values() if events.matches(handle)]
+        for handle in handles:
+            if handle._watchers is None:
+                handle._watchers = [events]
+            else:
+                handle._watchers.append(events)
+            if handle._state is not None:
+                events.push(entry_of(handle, handle._state))
+
+    def unsubscribe(self, events: TaskEvents, live: dict[tuple[str, str], AsyncTaskHandle]) -> None:
+        """Stop feeding ``events``."""
+        key = events.task_key
+        if key is not None:
+            watchers = self.keyed.get(key)
+            if watchers is not None and events in watchers:
+                watchers.remove(events)
+                if not watchers:
+                    del self.keyed[key]
+            handle = live.get(key)
+            handles = [] if handle is None else [handle]
+        else:
+            if events in self.broad:
+                self.broad.remove(events)
+            handles = list(live.values())
+        for handle in handles:
+            if handle._watchers is not None and events in handle._watchers:
+                handle._watchers.remove(events)
+
+    def attach(self, handle: AsyncTaskHandle) -> None:
+        """A task starts: give it the watchers that follow it."""
+        watchers = [events for events in self.broad if events.matches(handle)]
+        watchers += self.keyed.get(handle._key, ())
+        if watchers:
+            handle._watchers = watchers
+
+    def ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
+        """A task has ended: its watchers get the terminal event; watches of that one task end."""
+        publish(handle, terminal)
+        self.keyed.pop(handle._key, None)
+
+    def close(self) -> None:
+        """Every task has ended: every watch ends once read."""
+        self.closed = True
+        for events in [*self.broad, *(events for watchers in self.keyed.values() for events in watchers)]:
+            events.close()

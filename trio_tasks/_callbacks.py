@@ -1,0 +1,70 @@
+"""Async terminal callbacks: run in the task manager's own nursery, given a grace period at close."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, final
+
+import trio
+
+if TYPE_CHECKING:
+    from ._handle import AsyncTaskHandle
+
+__all__ = ["CallbackNursery"]
+
+logger = logging.getLogger("trio_tasks")
+
+
+@final
+class CallbackNursery:
+    """Where async ``on_terminal`` callbacks run (internal; one per task manager).
+
+    Trio has no ``asyncio.create_task``: an async callback is started here,
+    in a nursery of the manager's own. It stays open until every task has
+    ended (a task ending late must still find it open), then gives the
+    callbacks still running the manager's grace period and cancels the rest.
+    """
+
+    __slots__ = ("_all_ended", "_nursery")
+
+    def __init__(self) -> None:
+        self._nursery: trio.Nursery | None = None
+        self._all_ended = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """The nursery's own task; start it with ``nursery.start(callbacks.run)``."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            with trio.CancelScope(shield=True):  # a task ending late must still find it open
+                await self._all_ended.wait()
+
+    def start(self, handle: AsyncTaskHandle, awaitable: Awaitable[object]) -> None:
+        """Run what an async ``on_terminal`` callback of ``handle`` returned."""
+        assert self._nursery is not None
+        name = f"trio_tasks:on_terminal:{handle.task_type}:{handle.task_id}"
+        self._nursery.start_soon(_await_callback, handle, awaitable, name=name)
+
+    def close(self, grace: float) -> None:
+        """Every task has ended: callbacks get ``grace`` seconds more, then are cancelled."""
+        if self._nursery is not None:
+            if grace:
+                self._nursery.cancel_scope.deadline = trio.current_time() + grace
+            else:
+                self._nursery.cancel_scope.cancel()
+        self._all_ended.set()
+
+
+async def _await_callback(handle: AsyncTaskHandle, awaitable: Awaitable[object]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("async on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id)
+    except trio.Cancelled:
+        logger.warning(
+            "async on_terminal callback of task %s:%s was cancelled: the task manager closed",
+            handle.task_type,
+            handle.task_id,
+        )
+        raise
