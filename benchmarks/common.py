@@ -12,7 +12,7 @@ from __future__ import annotations
 import cProfile
 import gc
 import tracemalloc
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter, process_time
 from typing import Any, Protocol
@@ -22,11 +22,13 @@ from trio_tasks import TaskCtl, TaskSignal
 __all__ = [
     "CHAT_KEY",
     "PROGRESS",
+    "PER_UPDATE",
     "PROGRESS_TASKS",
     "SCENARIOS",
     "SIZES",
     "SUCCESS",
     "WAIT_KEY",
+    "WATCH_BUFFER",
     "BenchmarkError",
     "GcClock",
     "MemoryProbe",
@@ -35,6 +37,7 @@ __all__ = [
     "SpanProfiler",
     "Terminals",
     "Waiter",
+    "check_watched",
     "gc_clock",
     "settle",
     "idle_body",
@@ -44,8 +47,11 @@ __all__ = [
     "timed_and_traced",
 ]
 
-SCENARIOS = ("spawn", "idle", "notify", "stop_all", "progress")
+SCENARIOS = ("spawn", "spawn_watched", "idle", "notify", "stop_all", "progress", "progress_watched")
 """Every scenario, in the order they run."""
+
+PER_UPDATE = frozenset({"progress", "progress_watched"})
+"""The scenarios whose size is the progress updates per task (of PROGRESS_TASKS tasks), not a task count."""
 
 SIZES: dict[str, tuple[int, ...]] = {
     "tiny": (10, 100),  # the smoke test's size: checks the suite runs, measures nothing
@@ -59,6 +65,8 @@ CHAT_KEY = "bench-chat"
 WAIT_KEY = "go"
 PROGRESS = TaskCtl.report_progress("working", 50)
 SUCCESS = TaskCtl.success("done")
+WATCH_BUFFER = 256
+"""The watched scenarios' bound on unread progress updates per watcher (``manager.watch``'s default)."""
 
 
 class BenchmarkError(RuntimeError):
@@ -88,6 +96,20 @@ async def progress_body(handle: Waiter, updates: int) -> AsyncGenerator[TaskCtl,
     for _ in range(updates):
         yield PROGRESS
     yield SUCCESS
+
+
+def check_watched(what: str, ctls: Sequence[TaskCtl], dropped: int, updates: int) -> None:
+    """Raise :class:`BenchmarkError` unless a task's watcher read its progress reports and then exactly one
+    terminal (SUCCESS), last, and the progress it read plus the progress it dropped is the ``updates`` made."""
+    progress = [ctl for ctl in ctls[:-1] if ctl.signal is TaskSignal.PROGRESS]
+    if not ctls or ctls[-1].signal is not TaskSignal.SUCCESS or len(progress) != len(ctls) - 1:
+        raise BenchmarkError(f"{what}: the watcher did not end with exactly one SUCCESS event, last: "
+                             f"{[ctl.signal.value for ctl in ctls[-3:]]} at the end of {len(ctls)}")
+    if len(progress) + dropped != updates:
+        raise BenchmarkError(f"{what}: the watcher read {len(progress)} progress events and dropped {dropped}, "
+                             f"but the task reported {updates}")
+    if len(progress) > WATCH_BUFFER:
+        raise BenchmarkError(f"{what}: {len(progress)} unread progress events waited, more than {WATCH_BUFFER}")
 
 
 def task_ids(n: int) -> list[str]:

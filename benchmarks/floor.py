@@ -32,11 +32,14 @@ to match: no argument checks, no duplicate-id check, no history bound, no
 check that a yielded value is a TaskCtl, one wait point per task (a key is
 accepted but not used), notify reaches a task through the object its start
 returned rather than by id, and a notify sent before the wait is not kept.
+
+The floor of the watched scenarios (spawn and progress with one watcher per
+task) is in :mod:`benchmarks.floor_watched`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Literal
 
 import trio
@@ -58,8 +61,8 @@ from .common import (
     timed_and_traced,
 )
 
-__all__ = ["idle", "idle_checkpoint", "idle_nocheckpoint", "notify", "progress", "spawn", "spawn_checkpoint",
-           "spawn_nocheckpoint", "stop_all",
+__all__ = ["FloorTask", "hold_nursery", "idle", "idle_checkpoint", "idle_nocheckpoint", "notify", "progress",
+           "run_task", "spawn", "spawn_checkpoint", "spawn_nocheckpoint", "start_all", "stop_all",
            "stop_all_shared_scope"]
 
 _PROGRESS = TaskSignal.PROGRESS
@@ -73,6 +76,7 @@ _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 Key = tuple[str, str]
 StartMode = Literal["handoff", "checkpoint", "none"]
 OnTerminal = Callable[[TaskCtl], object]
+Runner = Callable[..., Awaitable[None]]
 
 
 class FloorTask:
@@ -129,13 +133,14 @@ async def run_task(
         on_terminal(terminal)
 
 
-async def _hold_nursery(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+async def hold_nursery(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+    """Open the nursery the tasks are spawned into, hand it over, and keep it open until cancelled."""
     async with trio.open_nursery() as nursery:
         task_status.started(nursery)
         await trio.sleep_forever()
 
 
-async def _start_all(
+async def start_all(
     nursery: trio.Nursery,
     task_type: str,
     ids: list[str],
@@ -144,17 +149,22 @@ async def _start_all(
     states: dict[Key, TaskCtl],
     on_terminal: OnTerminal,
     how: StartMode,
+    runner: Runner = run_task,
+    task_class: type[FloorTask] = FloorTask,
 ) -> list[FloorTask]:
-    """Start one task per id: a scope and ``start_soon`` each, then per ``how`` (see the module docstring)."""
+    """Start one task per id: a scope and ``start_soon`` each, then per ``how`` (see the module docstring).
+
+    Each task is a ``task_class`` run by ``runner`` (which takes :func:`run_task`'s arguments).
+    """
     tasks = []
     start_soon = nursery.start_soon
     for task_id in ids:
-        task = FloorTask((task_type, task_id))
+        task = task_class((task_type, task_id))
         if how == "handoff":
-            start_soon(run_task, _current_task(), task, body(task, *args), states, on_terminal)
+            start_soon(runner, _current_task(), task, body(task, *args), states, on_terminal)
             await _wait_task_rescheduled(_refuse_abort)
         else:
-            start_soon(run_task, None, task, body(task, *args), states, on_terminal)
+            start_soon(runner, None, task, body(task, *args), states, on_terminal)
             if how == "checkpoint":
                 await _checkpoint()
         tasks.append(task)
@@ -193,9 +203,9 @@ async def _spawn(n: int, how: StartMode) -> Sample:
     terminals = Terminals(n, _SUCCESS, done.set)
     states: dict[Key, TaskCtl] = {}
     async with trio.open_nursery() as outer:
-        nursery = await outer.start(_hold_nursery)
+        nursery = await outer.start(hold_nursery)
         span = Span()
-        await _start_all(nursery, "spawn", ids, spawn_body, (), states, terminals, how)
+        await start_all(nursery, "spawn", ids, spawn_body, (), states, terminals, how)
         await done.wait()
         span.stop_at_done(terminals)
         outer.cancel_scope.cancel()
@@ -225,10 +235,10 @@ async def _idle(n: int, trace: bool, how: StartMode) -> Sample:
     states: dict[Key, TaskCtl] = {}
     probe = MemoryProbe(trace)
     async with trio.open_nursery() as outer:
-        nursery = await outer.start(_hold_nursery)
+        nursery = await outer.start(hold_nursery)
         probe.begin()
         span = Span()
-        tasks = await _start_all(nursery, "idle", ids, idle_body, (), states, terminals, how)
+        tasks = await start_all(nursery, "idle", ids, idle_body, (), states, terminals, how)
         span.stop()
         bytes_per_task = probe.end(n)
         for task in tasks:
@@ -250,8 +260,8 @@ async def _notify(n: int) -> Sample:
     terminals = Terminals(n, _SUCCESS, done.set)
     states: dict[Key, TaskCtl] = {}
     async with trio.open_nursery() as outer:
-        nursery = await outer.start(_hold_nursery)
-        tasks = await _start_all(nursery, "idle", ids, idle_body, (), states, terminals, "handoff")
+        nursery = await outer.start(hold_nursery)
+        tasks = await start_all(nursery, "idle", ids, idle_body, (), states, terminals, "handoff")
         settle()
         span = Span()
         for task in tasks:
@@ -279,8 +289,8 @@ async def _stop_all(n: int, shared_scope: bool) -> Sample:
     terminals = Terminals(n, _CANCEL, done.set)
     states: dict[Key, TaskCtl] = {}
     async with trio.open_nursery() as outer:
-        nursery = await outer.start(_hold_nursery)
-        tasks = await _start_all(nursery, "idle", ids, idle_body, (), states, terminals, "handoff")
+        nursery = await outer.start(hold_nursery)
+        tasks = await start_all(nursery, "idle", ids, idle_body, (), states, terminals, "handoff")
         settle()
         span = Span()
         if shared_scope:
@@ -306,9 +316,9 @@ async def _progress(updates: int) -> Sample:
     terminals = Terminals(PROGRESS_TASKS, _SUCCESS, done.set)
     states: dict[Key, TaskCtl] = {}
     async with trio.open_nursery() as outer:
-        nursery = await outer.start(_hold_nursery)
+        nursery = await outer.start(hold_nursery)
         span = Span()
-        await _start_all(nursery, "progress", ids, progress_body, (updates,), states, terminals, "handoff")
+        await start_all(nursery, "progress", ids, progress_body, (updates,), states, terminals, "handoff")
         await done.wait()
         span.stop_at_done(terminals)
         outer.cancel_scope.cancel()

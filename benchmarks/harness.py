@@ -1,10 +1,10 @@
 """Running the suite: which implementation runs which scenario, repeats, interleaving, medians.
 
 Within each (scenario, size), every repeat runs every implementation once, in
-a fixed order (trio_tasks, floor, asyncio, then the floor variants), each in
-a fresh ``trio.run`` / ``asyncio.run``, with a full garbage collection before
-each run: machine noise hits them alike, and ratios are taken between runs of
-the same repeat.
+a fixed order (trio_tasks, floor, asyncio if the scenario has it, then the
+variants), each in a fresh ``trio.run`` / ``asyncio.run``, with a full garbage
+collection before each run: machine noise hits them alike, and ratios are
+taken between runs of the same repeat.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from . import asyncio_ref, floor, scenarios
+from . import asyncio_ref, floor, floor_watched, scenarios
 from .common import Sample
 
 __all__ = ["IMPLEMENTATIONS", "MAIN", "Series", "run_suite"]
@@ -24,7 +24,8 @@ Runner = Callable[..., Sample]
 """Takes the size (and, for idle, ``trace``: whether to also measure memory) and returns one Sample."""
 
 MAIN = ("trio_tasks", "floor", "asyncio")
-"""The implementations every scenario compares; the others are floor variants, for information."""
+"""The implementations the scenarios compare (every scenario has the first two); the others are variants,
+for information."""
 
 IMPLEMENTATIONS: dict[str, dict[str, Runner]] = {
     "spawn": {
@@ -33,6 +34,11 @@ IMPLEMENTATIONS: dict[str, dict[str, Runner]] = {
         "asyncio": asyncio_ref.spawn,
         "floor_checkpoint": floor.spawn_checkpoint,
         "floor_nocheckpoint": floor.spawn_nocheckpoint,
+    },
+    "spawn_watched": {
+        "trio_tasks": scenarios.spawn_watched,
+        "floor": floor_watched.spawn_watched,
+        "trio_tasks_unwatched": scenarios.spawn,
     },
     "idle": {
         "trio_tasks": scenarios.idle,
@@ -49,8 +55,17 @@ IMPLEMENTATIONS: dict[str, dict[str, Runner]] = {
         "floor_shared_scope": floor.stop_all_shared_scope,
     },
     "progress": {"trio_tasks": scenarios.progress, "floor": floor.progress, "asyncio": asyncio_ref.progress},
+    "progress_watched": {
+        "trio_tasks": scenarios.progress_watched,
+        "floor": floor_watched.progress_watched,
+        "trio_tasks_unwatched": scenarios.progress,
+    },
 }
-"""Scenario -> implementation name -> runner taking the size and returning one :class:`Sample`."""
+"""Scenario -> implementation name -> runner taking the size and returning one :class:`Sample`.
+
+The asyncio reference has no watch API, so the watched scenarios have no asyncio runner; they run the
+unwatched trio_tasks scenario in the same repeats instead (``trio_tasks_unwatched``, information only),
+for the cost of watching."""
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from .common import PROGRESS_TASKS, Sample
+from .common import PER_UPDATE, PROGRESS_TASKS, Sample
 from .harness import MAIN, Series
 
 __all__ = ["METRICS", "TARGETS", "Row", "ScalingRow", "Target", "machine", "render", "rows", "scaling_rows",
@@ -80,11 +80,13 @@ class Metric:
 
 METRICS: tuple[Metric, ...] = (
     Metric("spawn", "throughput", "k tasks/s", _throughput, True, 1e-3),
+    Metric("spawn_watched", "throughput", "k tasks/s", _throughput, True, 1e-3),
     Metric("idle", "memory", "B/task", _bytes, False),
     Metric("idle", "start", "us/task", _per_unit, False, 1e6),
     Metric("notify", "time", "ms", _seconds, False, 1e3),
     Metric("stop_all", "time", "ms", _seconds, False, 1e3),
     Metric("progress", "throughput", "M updates/s", _throughput, True, 1e-6),
+    Metric("progress_watched", "throughput", "M updates/s", _throughput, True, 1e-6),
 )
 
 
@@ -109,10 +111,12 @@ class Target:
 TARGETS: tuple[Target, ...] = (
     Target("spawn", "throughput", "floor", 0.8),
     Target("spawn", "throughput", "asyncio", 1.5),
+    Target("spawn_watched", "throughput", "floor", 0.8),
     Target("idle", "memory", "floor", 1.2),
     Target("notify", "time", "floor", 1.2),
     Target("stop_all", "time", "floor", 1.0),
     Target("progress", "throughput", "floor", 0.8),
+    Target("progress_watched", "throughput", "floor", 0.8),
 )
 SCALING_BOUND = 1.3
 """trio_tasks' per-unit cost at any size over that at the smallest size."""
@@ -136,7 +140,7 @@ class Row:
     @property
     def label(self) -> str:
         """The size as shown: tasks, or tasks x updates for progress."""
-        return f"{PROGRESS_TASKS}x{self.size}" if self.metric.scenario == "progress" else str(self.size)
+        return f"{PROGRESS_TASKS}x{self.size}" if self.metric.scenario in PER_UPDATE else str(self.size)
 
 
 def _index(series: Sequence[Series]) -> dict[tuple[str, int, str], Series]:
@@ -160,7 +164,7 @@ def _checks(metric: Metric, ratios: dict[str, float]) -> list[Check]:
     return [
         (target, ratios[target.baseline], target.passes(ratios[target.baseline], metric.higher_is_better))
         for target in TARGETS
-        if target.scenario == metric.scenario and target.metric == metric.name
+        if target.scenario == metric.scenario and target.metric == metric.name and target.baseline in ratios
     ]
 
 
@@ -270,7 +274,12 @@ def _verdict(checks: Sequence[Check]) -> str:
     return ("PASS" if all(ok for _, _, ok in checks) else "MISS") if checks else "-"
 
 
+def _ratio(ratios: dict[str, float], impl: str) -> str:
+    return f"{ratios[impl]:.2f}x" if impl in ratios else "-"
+
+
 def _main_table(table_rows: Sequence[Row]) -> str:
+    """One line per row; "-" for an implementation the scenario does not have (asyncio when watched)."""
     header = ["scenario", "size", "metric", "trio_tasks", "floor", "asyncio", "tt/floor", "tt/asyncio", "target",
               "result", "excl. GC: tt/floor", "tt/asyncio", "result", "GC share tt/floor/asyncio"]
     body = []
@@ -279,14 +288,14 @@ def _main_table(table_rows: Sequence[Row]) -> str:
         timed = m.timed
         body.append([
             m.scenario, row.label, f"{m.name} [{m.unit}]",
-            *(_fmt(row.medians[impl] * m.scale) for impl in MAIN),
-            f"{row.ratios['floor']:.2f}x", f"{row.ratios['asyncio']:.2f}x",
+            *(_fmt(row.medians[impl] * m.scale) if impl in row.medians else "-" for impl in MAIN),
+            _ratio(row.ratios, "floor"), _ratio(row.ratios, "asyncio"),
             ", ".join(t.describe(m.higher_is_better) for t, _, _ in row.checks) or "-",
             _verdict(row.checks),
-            f"{row.ratios_nogc['floor']:.2f}x" if timed else "",
-            f"{row.ratios_nogc['asyncio']:.2f}x" if timed else "",
+            _ratio(row.ratios_nogc, "floor") if timed else "",
+            _ratio(row.ratios_nogc, "asyncio") if timed else "",
             _verdict(row.checks_nogc) if timed and row.checks else "",
-            "/".join(f"{row.gc_share[impl]:.0%}" for impl in MAIN) if timed else "",
+            "/".join(f"{row.gc_share[impl]:.0%}" if impl in row.gc_share else "-" for impl in MAIN) if timed else "",
         ])
     return _table(header, body)
 
@@ -294,7 +303,7 @@ def _main_table(table_rows: Sequence[Row]) -> str:
 def _cost_label(metric: Metric) -> str:
     if not metric.timed:
         return "bytes/task"
-    return "time/update" if metric.scenario == "progress" else f"{'start ' if metric.name == 'start' else ''}time/task"
+    return "time/update" if metric.scenario in PER_UPDATE else f"{'start ' if metric.name == 'start' else ''}time/task"
 
 
 def _scaling_table(scaling: Sequence[ScalingRow]) -> str:
@@ -305,9 +314,9 @@ def _scaling_table(scaling: Sequence[ScalingRow]) -> str:
         timed = s.metric.timed
         body.append([
             s.metric.scenario, _cost_label(s.metric), f"{s.size}/{s.base_size}",
-            *(f"{s.ratios[impl]:.2f}x" if impl in s.ratios else "-" for impl in MAIN),
+            *(_ratio(s.ratios, impl) for impl in MAIN),
             f"<={SCALING_BOUND:g}x", "PASS" if s.passed else "MISS",
-            *((f"{s.ratios_nogc[impl]:.2f}x" if impl in s.ratios_nogc else "-" for impl in MAIN) if timed
+            *((_ratio(s.ratios_nogc, impl) for impl in MAIN) if timed
               else ("", "", "")),
             ("PASS" if s.passed_nogc else "MISS") if timed else "",
         ])
@@ -325,7 +334,8 @@ def _variants_table(table_rows: Sequence[Row]) -> str:
         for impl in row.medians
         if impl not in MAIN
     ]
-    return "Floor variants (information only)\n" + _table(header, body) if body else ""
+    title = "Variants (information only; trio_tasks_unwatched: the unwatched scenario in the same repeats)"
+    return f"{title}\n{_table(header, body)}" if body else ""
 
 
 NOTES = """\

@@ -10,9 +10,11 @@ the asyncio reference do) and stops them with
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
-from trio_tasks import AsyncTaskHandle, Plugin, TaskManager, TaskSignal, open_task_manager
+from trio_tasks import AsyncTaskHandle, Plugin, TaskEvents, TaskManager, TaskSignal, open_task_manager
 
 from .common import (
     CHAT_KEY,
@@ -23,6 +25,7 @@ from .common import (
     Sample,
     Span,
     Terminals,
+    check_watched,
     idle_body,
     progress_body,
     settle,
@@ -31,7 +34,7 @@ from .common import (
     timed_and_traced,
 )
 
-__all__ = ["idle", "notify", "progress", "spawn", "stop_all"]
+__all__ = ["idle", "notify", "progress", "progress_watched", "spawn", "spawn_watched", "stop_all"]
 
 plugin = Plugin(name="Benchmarks", module_name="benchmarks")
 plugin.mount_async_task("spawn")(spawn_body)
@@ -154,3 +157,49 @@ async def _progress(updates: int) -> Sample:
         span.stop_at_done(terminals)
     terminals.check("trio_tasks progress")
     return span.sample(terminals, PROGRESS_TASKS * updates)
+
+
+def spawn_watched(n: int) -> Sample:
+    """:func:`spawn` with one watcher per task, subscribed before its start; see :func:`_watched`."""
+    return trio.run(_watched, "spawn", task_ids(n), (), 1)
+
+
+def progress_watched(updates: int) -> Sample:
+    """:func:`progress` with one watcher per task, subscribed before its start; see :func:`_watched`."""
+    return trio.run(_watched, "progress", task_ids(PROGRESS_TASKS), (updates,), updates)
+
+
+async def _watched(task_type: str, ids: list[str], args: tuple[Any, ...], updates: int) -> Sample:
+    """Per task: ``manager.watch(task_type, task_id)`` entered (default buffer), then ``start``.
+
+    Nothing reads during the span (first subscribe to the last callback), so each watcher buffers up to
+    256 progress events and drops the older ones. After the span every watcher is read to its end and
+    checked (:func:`check_watched`): ``updates`` progress reports per task, read or dropped, then the terminal.
+    """
+    n = len(ids)
+    done = trio.Event()
+    terminals = Terminals(n, _SUCCESS, done.set)
+    watchers: list[TaskEvents] = []
+    what = f"trio_tasks {task_type}_watched"
+    async with open_task_manager(history_limit=n) as manager:
+        start = manager.start
+        watch = manager.watch
+        try:
+            span = Span()
+            for task_id in ids:
+                events = watch(task_type, task_id)
+                await events.__aenter__()
+                watchers.append(events)
+                await start(task_type, task_id, CHAT_KEY, plugin, *args, on_terminal=terminals)
+            await done.wait()
+            span.stop_at_done(terminals)
+            for task_id, events in zip(ids, watchers, strict=True):
+                read = [event async for event in events]
+                if any(event.task_id != task_id for event in read):
+                    raise BenchmarkError(f"{what}: the watcher of {task_id} saw another task's event")
+                check_watched(f"{what} {task_id}", [event.ctl for event in read], events.dropped, updates)
+        finally:
+            for events in watchers:
+                await events.__aexit__(None, None, None)
+    terminals.check(what)
+    return span.sample(terminals, n * updates if task_type == "progress" else n)
