@@ -3,12 +3,14 @@
 The same work as ``manager.watch(task_type, task_id)`` entered before each
 start, with bare Trio: each task carries a :class:`Subscriber` (created with
 the task, before its start) holding a :class:`collections.deque` of records
-``(task, ctl, trio.current_time())``. The runner appends one record on every
+``(task, ctl, now)`` (``now`` from the clock's ``current_time``, looked up
+once per run as trio_tasks does). The runner appends one record on every
 progress report and one on the terminal. When more than
 :data:`~benchmarks.common.WATCH_BUFFER` progress records wait, the oldest is
 dropped and counted; the terminal is never dropped (it is the task's last
 record, so the oldest record is always a progress one when a drop is due).
-Nothing reads during the timed span; afterwards every subscriber is checked
+Like a watcher, a subscriber checks on every record whether a reader waits
+to be woken. Nothing reads during the timed span; afterwards every subscriber is checked
 like trio_tasks' watchers (:func:`~benchmarks.common.check_watched`).
 
 Everything else (scope, states dict, terminal callback, handoff start) is
@@ -44,7 +46,7 @@ __all__ = ["Subscriber", "WatchedFloorTask", "progress_watched", "run_task_watch
 _PROGRESS = TaskSignal.PROGRESS
 _SUCCESS = TaskSignal.SUCCESS
 _CANCELLED = TaskCtl.cancel("Cancelled")
-_current_time = trio.current_time
+_now: Callable[[], float] = trio.current_time  # the run's clock, looked up when each run begins
 _reschedule = trio.lowlevel.reschedule
 Record = tuple[FloorTask, TaskCtl, float]
 
@@ -52,12 +54,18 @@ Record = tuple[FloorTask, TaskCtl, float]
 class Subscriber:
     """One task's watcher: buffered records, at most WATCH_BUFFER of them progress, and a drop count."""
 
-    __slots__ = ("dropped", "progress", "records")
+    __slots__ = ("dropped", "progress", "readers", "records")
 
     def __init__(self) -> None:
         self.records: deque[Record] = deque()
         self.progress = 0  # progress records in ``records``
         self.dropped = 0
+        self.readers: list[trio.lowlevel.Task] = []  # readers waiting for a record (none in these scenarios)
+
+    def _wake_readers(self) -> None:
+        for reader in self.readers:
+            _reschedule(reader)
+        self.readers.clear()
 
     def push_progress(self, record: Record) -> None:
         """Buffer a progress record, dropping the oldest past WATCH_BUFFER."""
@@ -68,10 +76,14 @@ class Subscriber:
         else:
             records.popleft()
             self.dropped += 1
+        if self.readers:
+            self._wake_readers()
 
     def push_terminal(self, record: Record) -> None:
         """Buffer the terminal record (never dropped)."""
         self.records.append(record)
+        if self.readers:
+            self._wake_readers()
 
 
 class WatchedFloorTask(FloorTask):
@@ -102,7 +114,7 @@ async def run_task_watched(
                 async for item in body:
                     if item.signal is _PROGRESS:
                         states[task.key] = item
-                        subscriber.push_progress((task, item, _current_time()))
+                        subscriber.push_progress((task, item, _now()))
                         continue
                     terminal = item
                     break
@@ -110,7 +122,7 @@ async def run_task_watched(
                 await body.aclose()
     finally:
         states[task.key] = terminal
-        subscriber.push_terminal((task, terminal, _current_time()))
+        subscriber.push_terminal((task, terminal, _now()))
         on_terminal(terminal)
 
 
@@ -131,6 +143,8 @@ async def _watched(
     args: tuple[Any, ...],
     updates: int,
 ) -> Sample:
+    global _now
+    _now = trio.lowlevel.current_clock().current_time
     n = len(ids)
     done = trio.Event()
     terminals = Terminals(n, _SUCCESS, done.set)

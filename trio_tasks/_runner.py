@@ -21,7 +21,7 @@ import trio
 from ._ctl import TaskCtl, TaskSignal
 from ._errors import TaskTimeout, WaitCancelled
 from ._facade import bind_manager, bound_manager
-from ._watch import publish, report
+from ._watch import report
 
 if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
@@ -96,8 +96,11 @@ async def run_task(
                                         if retrying is not None:
                                             item = attrs.evolve(item, attempt=attempt)
                                         handle._state = item
-                                        if handle._watchers:
-                                            publish(handle, item)
+                                        watchers = handle._watchers
+                                        if watchers:  # publish(), inlined on the hottest path
+                                            entry = (handle, item, manager._now())
+                                            for events in watchers:
+                                                events.push(entry)
                                         continue
                                     terminal = item
                                 else:

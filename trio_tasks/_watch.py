@@ -65,16 +65,18 @@ class TaskEvents:
         dropped: how many progress events this watcher has dropped so far.
     """
 
-    __slots__ = ("_buffer", "_closed", "_events", "_lot", "_manager", "_progress", "dropped", "matches", "task_key")
+    __slots__ = (
+        "_buffer", "_closed", "_events", "_lot", "_manager", "_progress", "_readers", "dropped", "matches", "task_key",
+    )  # fmt: skip
 
     def __init__(
         self,
         manager: TaskManager,
-        matches: Callable[[AsyncTaskHandle], bool],
+        matches: Callable[[AsyncTaskHandle], bool] | None,
         task_key: tuple[str, str] | None,
         buffer: float,
     ) -> None:
-        self.matches = matches
+        self.matches = matches  # None when it watches one task
         self.task_key = task_key  # set when it watches one task, which ends it
         self.dropped = 0
         self._manager = manager
@@ -82,7 +84,8 @@ class TaskEvents:
         self._events: deque[Entry] = deque()
         self._progress = 0  # progress events in _events
         self._closed = False
-        self._lot = trio.lowlevel.ParkingLot()
+        self._lot: trio.lowlevel.ParkingLot | None = None  # made when a reader first has to wait
+        self._readers = 0  # readers parked in the lot
 
     def __repr__(self) -> str:
         what = "all tasks" if self.task_key is None else ":".join(self.task_key)
@@ -105,8 +108,14 @@ class TaskEvents:
         if self._events or self._closed:
             await trio.lowlevel.checkpoint()
         else:
+            if self._lot is None:
+                self._lot = trio.lowlevel.ParkingLot()
             while not (self._events or self._closed):
-                await self._lot.park()
+                self._readers += 1
+                try:
+                    await self._lot.park()
+                finally:
+                    self._readers -= 1
         if not self._events:
             raise StopAsyncIteration
         handle, ctl, at = self._events.popleft()
@@ -119,37 +128,37 @@ class TaskEvents:
         events = self._events
         events.append(entry)
         if entry[1].signal is _PROGRESS:
-            self._progress += 1
-            if self._progress > self._buffer:
-                self._drop_oldest_progress()
+            if self._progress < self._buffer:
+                self._progress += 1
+            elif events[0][1].signal is _PROGRESS:  # full: drop the oldest progress event
+                events.popleft()
+                self.dropped += 1
+            else:
+                self._drop_behind_terminals()
         elif self.task_key is not None:
             self._closed = True
-        if self._lot:
-            self._lot.unpark_all()
+        if self._readers:
+            self._lot.unpark_all()  # type: ignore[union-attr]
 
-    def _drop_oldest_progress(self) -> None:
-        events = self._events
-        if events[0][1].signal is _PROGRESS:
-            events.popleft()
-        else:  # terminals of other tasks wait in front: skip them
-            for index, (_, ctl, _) in enumerate(events):
-                if ctl.signal is _PROGRESS:
-                    del events[index]
-                    break
-        self._progress -= 1
+    def _drop_behind_terminals(self) -> None:
+        """Full, with other tasks' terminal events in front: drop the oldest progress event behind them."""
+        for index, (_, ctl, _) in enumerate(self._events):
+            if ctl.signal is _PROGRESS:
+                del self._events[index]
+                break
         self.dropped += 1
 
     def close(self) -> None:
         """No more events will come (internal): iteration ends once the buffer is read."""
         self._closed = True
-        if self._lot:
-            self._lot.unpark_all()
+        if self._readers:
+            self._lot.unpark_all()  # type: ignore[union-attr]
 
 
 def event_filter(
     task_type: str | None, task_id: str | None, chat_key: str | None
-) -> tuple[Callable[[AsyncTaskHandle], bool], tuple[str, str] | None]:
-    """Check the arguments of ``watch``: the test a task must pass, and the one task's key if any."""
+) -> tuple[Callable[[AsyncTaskHandle], bool] | None, tuple[str, str] | None]:
+    """Check the arguments of ``watch``: the one task's key, or else the test a task must pass."""
     if task_type is not None:
         check_str("task_type", task_type)
     if task_id is not None:
@@ -161,6 +170,10 @@ def event_filter(
     if chat_key is not None:
         check_str("chat_key", chat_key)
 
+    key = None if task_type is None or task_id is None else (task_type, task_id)
+    if key is not None:
+        return None, key
+
     def matches(handle: AsyncTaskHandle) -> bool:
         return (
             (task_type is None or handle.task_type == task_type)
@@ -168,8 +181,7 @@ def event_filter(
             and (chat_key is None or handle.chat_key == chat_key)
         )
 
-    key = None if task_type is None or task_id is None else (task_type, task_id)
-    return matches, key
+    return matches, None
 
 
 def entry_of(handle: AsyncTaskHandle, ctl: TaskCtl) -> Entry:
@@ -223,7 +235,9 @@ class Subscriptions:
             handles = [] if handle is None else [handle]
         else:
             self.broad.append(events)
-            handles = [handle for handle in live.values() if events.matches(handle)]
+            matches = events.matches
+            assert matches is not None
+            handles = [handle for handle in live.values() if matches(handle)]
         for handle in handles:
             if handle._watchers is None:
                 handle._watchers = [events]
@@ -253,14 +267,18 @@ class Subscriptions:
 
     def attach(self, handle: AsyncTaskHandle) -> None:
         """A task starts: give it the watchers that follow it."""
-        watchers = [events for events in self.broad if events.matches(handle)]
-        watchers += self.keyed.get(handle._key, ())
+        keyed = self.keyed.get(handle._key)
+        watchers = [] if keyed is None else keyed.copy()
+        for events in self.broad:
+            if events.matches is not None and events.matches(handle):
+                watchers.append(events)
         if watchers:
             handle._watchers = watchers
 
     def ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
         """A task has ended: its watchers get the terminal event; watches of that one task end."""
         publish(handle, terminal)
+        handle._watchers = None  # the history keeps the handle, not what its watchers buffer
         self.keyed.pop(handle._key, None)
 
     def close(self) -> None:
