@@ -117,7 +117,7 @@ async def test_a_watcher_subscribed_before_start_sees_every_update_in_order_at_i
     assert got == [
         TaskEvent("script", "S", CHAT, progress("one", 10), t0),
         TaskEvent("script", "S", CHAT, progress("two", 50), t0 + 5),
-        TaskEvent("script", "S", CHAT, DONE, t0 + 7.5),
+        TaskEvent("script", "S", CHAT, DONE, t0 + 7.5, status="ended"),
     ]
 
 
@@ -225,12 +225,18 @@ async def test_a_queued_task_reports_its_queued_state_as_an_event(autojump_clock
         await start(manager, "B", progress("b"), DONE, task_type="single")
         async with manager.watch("single", "B") as events:  # subscribed while B is queued
             notify(manager, "A", task_type="single")
-            one = ctls_of(await read_all(events))
-    queued = one[0]
+            seen = await read_all(events)
+    one = ctls_of(seen)
+    queued, started = one[0], one[1]
     assert queued.signal is TaskSignal.PROGRESS
     assert queued.message.startswith("Queued")
-    assert one[1:] == [progress("b"), DONE]
-    assert broad.ctls() == [("A", progress("a")), ("B", queued), ("A", DONE), ("B", progress("b")), ("B", DONE)]
+    assert started.signal is TaskSignal.PROGRESS
+    assert started.message.startswith("Started")
+    assert one[2:] == [progress("b"), DONE]
+    assert [event.status for event in seen] == ["queued", "running", "running", "ended"]
+    assert broad.ctls() == [
+        ("A", progress("a")), ("B", queued), ("A", DONE), ("B", started), ("B", progress("b")), ("B", DONE)
+    ]
 
 
 async def test_retry_backoff_states_are_events(autojump_clock: trio.testing.MockClock) -> None:

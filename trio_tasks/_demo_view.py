@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TextIO, final
 import attrs
 import trio
 
-from ._ctl import TaskCtl, TaskSignal
+from ._ctl import TaskSignal
 from ._watch import TaskEvent
 
 if TYPE_CHECKING:
@@ -32,19 +32,18 @@ _TERMINAL_STATUS: dict[TaskSignal, Status] = {
     TaskSignal.FAIL: "failed",
     TaskSignal.CANCEL: "cancelled",
 }
-# A task waiting behind a concurrency limit reports a progress whose message says so.
-_QUEUED_PREFIX = "Queued:"
+def status_of(event: TaskEvent) -> Status:
+    """What a task is doing, as its watch event tells.
 
-
-def status_of(ctl: TaskCtl) -> Status:
-    """What a task is doing, as far as its latest TaskCtl tells.
-
-    >>> status_of(TaskCtl.report_progress("Compiling...", 70)), status_of(TaskCtl.cancel())
-    ('running', 'cancelled')
+    >>> from trio_tasks import TaskCtl, TaskEvent
+    >>> status_of(TaskEvent("render", "R1", "chat", TaskCtl.report_progress("Compiling...", 70), 1.0))
+    'running'
+    >>> status_of(TaskEvent("render", "R1", "chat", TaskCtl.cancel(), 2.0, status="ended"))
+    'cancelled'
     """
-    if ctl.is_terminal:
-        return _TERMINAL_STATUS[ctl.signal]
-    return "queued" if ctl.message.startswith(_QUEUED_PREFIX) else "running"
+    if event.ctl.is_terminal:
+        return _TERMINAL_STATUS[event.ctl.signal]
+    return "queued" if event.status == "queued" else "running"
 
 
 class DemoView(Protocol):
@@ -92,7 +91,7 @@ class Board:
         if row is None:
             row = self.rows[key] = Row(key)
         ctl = event.ctl
-        row.status = status_of(ctl)
+        row.status = status_of(event)
         row.message = ctl.message
         row.changed_at = event.at
         if ctl.attempt is not None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
     from ._limits import Admission
     from ._retry import RetryPolicy
+    from ._watch import Entry
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -37,6 +38,7 @@ logger = logging.getLogger("trio_tasks")
 
 _PROGRESS = TaskSignal.PROGRESS
 _DONE = TaskCtl.success()
+_STARTED = TaskCtl.report_progress("Started: a concurrency slot came free", 0)
 CANCELLED_FROM_OUTSIDE = TaskCtl.cancel("Cancelled from outside the task manager")
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _reschedule = trio.lowlevel.reschedule
@@ -79,7 +81,6 @@ async def run_task(
         with handle._scope:
             if admission is not None and not admission.granted.is_set():
                 await _wait_for_slots(handle, admission)
-                await _checkpoint_if_cancelled()  # cancelled while queued, or as a slot came free: never begin
             if timeout is not None:
                 handle._scope.deadline = trio.current_time() + timeout
             while True:
@@ -98,7 +99,7 @@ async def run_task(
                                         handle._state = item
                                         watchers = handle._watchers
                                         if watchers:  # publish(), inlined on the hottest path
-                                            entry = (handle, item, manager._now())
+                                            entry: Entry = (handle, item, manager._now(), "running")
                                             for events in watchers:
                                                 events.push(entry)
                                         continue
@@ -155,12 +156,13 @@ async def run_task(
 
 
 async def _wait_for_slots(handle: AsyncTaskHandle, admission: Admission) -> None:
-    """Wait while queued behind a full concurrency limit."""
+    """Wait while queued behind a full concurrency limit; say so when the body may begin."""
     try:
         await admission.granted.wait()
+        await _checkpoint_if_cancelled()  # cancelled just as its last slot came free: never begin
     finally:
         handle._queued = False
-        handle._state = None
+    report(handle, _STARTED)
 
 
 def _retries(handle: AsyncTaskHandle, policy: RetryPolicy, attempt: int, exc: Exception) -> bool:

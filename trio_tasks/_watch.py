@@ -11,6 +11,7 @@ import trio
 
 from ._checks import check_str
 from ._ctl import TaskCtl, TaskSignal
+from ._info import Status
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Subscriptions", "TaskEvent", "TaskEvents", "event_filter", "entry_of", "publish", "report"]
 
-Entry = tuple["AsyncTaskHandle", TaskCtl, float]
-"""A buffered update: the task, its TaskCtl, when. It becomes a TaskEvent only when read."""
+Entry = tuple["AsyncTaskHandle", TaskCtl, float, Status]
+"""A buffered update: the task, its TaskCtl, when, its status. It becomes a TaskEvent only when read."""
 
 _PROGRESS = TaskSignal.PROGRESS
 
@@ -29,10 +30,16 @@ _PROGRESS = TaskSignal.PROGRESS
 @final
 @attrs.frozen
 class TaskEvent:
-    """One update of a watched task: its new TaskCtl and when it happened (``trio.current_time()``).
+    """One update of a watched task: its new TaskCtl, when it happened (``trio.current_time()``)
+    and what the task was doing then.
 
-        >>> TaskEvent("render", "R1", "chat-1", TaskCtl.report_progress("Frame 10", 10), at=12.5).ctl.progress
-        10
+        >>> event = TaskEvent("render", "R1", "chat-1", TaskCtl.report_progress("Frame 10", 10), at=12.5)
+        >>> event.ctl.progress, event.status
+        (10, 'running')
+
+    ``status`` is ``"queued"`` while the task waits for a concurrency slot,
+    ``"running"`` once its body has begun, and ``"ended"`` with its terminal
+    TaskCtl.
     """
 
     task_type: str
@@ -40,6 +47,7 @@ class TaskEvent:
     chat_key: str
     ctl: TaskCtl
     at: float
+    status: Status = "running"
 
 
 @final
@@ -118,10 +126,10 @@ class TaskEvents:
                     self._readers -= 1
         if not self._events:
             raise StopAsyncIteration
-        handle, ctl, at = self._events.popleft()
+        handle, ctl, at, status = self._events.popleft()
         if ctl.signal is _PROGRESS:
             self._progress -= 1
-        return TaskEvent(handle.task_type, handle.task_id, handle.chat_key, ctl, at)
+        return TaskEvent(handle.task_type, handle.task_id, handle.chat_key, ctl, at, status)
 
     def push(self, entry: Entry) -> None:
         """Add an update (internal; synchronous, never blocks)."""
@@ -142,7 +150,7 @@ class TaskEvents:
 
     def _drop_behind_terminals(self) -> None:
         """Full, with other tasks' terminal events in front: drop the oldest progress event behind them."""
-        for index, (_, ctl, _) in enumerate(self._events):
+        for index, (_, ctl, _, _) in enumerate(self._events):
             if ctl.signal is _PROGRESS:
                 del self._events[index]
                 break
@@ -186,7 +194,8 @@ def event_filter(
 
 def entry_of(handle: AsyncTaskHandle, ctl: TaskCtl) -> Entry:
     """The update of ``handle`` reporting ``ctl`` now (internal)."""
-    return (handle, ctl, handle._manager._now())
+    status: Status = "ended" if ctl.is_terminal else "queued" if handle._queued else "running"
+    return (handle, ctl, handle._manager._now(), status)
 
 
 def report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
@@ -198,7 +207,7 @@ def report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
 
 def publish(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
     """Hand ``ctl`` to every watcher of ``handle`` (internal; synchronous, never blocks)."""
-    entry = (handle, ctl, handle._manager._now())
+    entry = entry_of(handle, ctl)
     for events in handle._watchers or ():
         events.push(entry)
 
