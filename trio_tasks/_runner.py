@@ -73,6 +73,7 @@ async def run_task(
     """
     _reschedule(starter)  # `start` returns once this step yields
     manager = handle._manager
+    now = manager._now
     if bound_manager(None) is not manager:  # started from another context (a portal, another manager)
         bind_manager(manager)
     terminal: TaskCtl | None = None
@@ -99,9 +100,9 @@ async def run_task(
                                         handle._state = item
                                         watchers = handle._watchers
                                         if watchers:  # publish(), inlined on the hottest path
-                                            entry: Entry = (handle, item, manager._now(), "running")
+                                            entry: Entry = (handle, item, now(), "running")
                                             for events in watchers:
-                                                events.push(entry)
+                                                events.push_progress(entry)
                                         continue
                                     terminal = item
                                 else:

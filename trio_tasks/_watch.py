@@ -133,18 +133,26 @@ class TaskEvents:
 
     def push(self, entry: Entry) -> None:
         """Add an update (internal; synchronous, never blocks)."""
+        if entry[1].signal is _PROGRESS:
+            self.push_progress(entry)
+            return
+        self._events.append(entry)
+        if self.task_key is not None:
+            self._closed = True
+        if self._readers:
+            self._lot.unpark_all()  # type: ignore[union-attr]
+
+    def push_progress(self, entry: Entry) -> None:
+        """Add a progress update, dropping the oldest past the buffer (internal; the hot path)."""
         events = self._events
         events.append(entry)
-        if entry[1].signal is _PROGRESS:
-            if self._progress < self._buffer:
-                self._progress += 1
-            elif events[0][1].signal is _PROGRESS:  # full: drop the oldest progress event
-                events.popleft()
-                self.dropped += 1
-            else:
-                self._drop_behind_terminals()
-        elif self.task_key is not None:
-            self._closed = True
+        if self._progress < self._buffer:
+            self._progress += 1
+        elif events[0][1].signal is _PROGRESS:  # full: drop the oldest progress event
+            events.popleft()
+            self.dropped += 1
+        else:
+            self._drop_behind_terminals()
         if self._readers:
             self._lot.unpark_all()  # type: ignore[union-attr]
 
@@ -239,9 +247,15 @@ class Subscriptions:
             return
         key = events.task_key
         if key is not None:
-            self.keyed.setdefault(key, []).append(events)
+            watchers = self.keyed.get(key)
+            if watchers is None:
+                self.keyed[key] = [events]
+            else:
+                watchers.append(events)
             handle = live.get(key)
-            handles = [] if handle is None else [handle]
+            if handle is None:
+                return  # it gets its watchers when it starts
+            handles = [handle]
         else:
             self.broad.append(events)
             matches = events.matches
