@@ -31,8 +31,8 @@ _PROGRESS = TaskSignal.PROGRESS
 class TaskEvent:
     """One update of a watched task: its new TaskCtl and when it happened (``trio.current_time()``).
 
-        >>> TaskEvent("render", "R1", "chat-1", TaskCtl.report_progress("Frame 10", 10), at=12.5).ctl.progress
-        10
+    >>> TaskEvent("render", "R1", "chat-1", TaskCtl.report_progress("Frame 10", 10), at=12.5).ctl.progress
+    10
     """
 
     task_type: str
