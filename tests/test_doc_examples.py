@@ -157,7 +157,7 @@ def parse_sse(body: bytes) -> list[tuple[str, dict[str, Any]]]:
 
 async def test_sse_example_streams_a_render_to_the_browser() -> None:
     module = load("sse_progress")
-    module.FRAME_SECONDS = 0.02
+    module.FRAME_SECONDS = 0.1  # 1 s for the 10 frames: ample time to subscribe after the POST
     with trio.fail_after(10):
         async with open_task_manager() as manager, trio.open_nursery() as server:
             [listener] = await server.start(module.serve, manager, 0)
