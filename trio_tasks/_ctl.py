@@ -14,12 +14,12 @@ __all__ = ["TaskCtl", "TaskSignal"]
 class TaskSignal(str, enum.Enum):
     """What a :class:`TaskCtl` reports.
 
-    The values are plain strings, so a signal compares equal to its name::
+    The values are plain strings, so a signal compares equal to its name:
 
-        >>> TaskSignal.SUCCESS == "success"
-        True
-        >>> TaskSignal("cancel")
-        <TaskSignal.CANCEL: 'cancel'>
+    >>> TaskSignal.SUCCESS == "success"
+    True
+    >>> TaskSignal("cancel")
+    <TaskSignal.CANCEL: 'cancel'>
     """
 
     PROGRESS = "progress"
@@ -46,13 +46,13 @@ class TaskCtl:
 
     Build it with the constructors, which check their arguments at once:
     :meth:`report_progress`, :meth:`success`, :meth:`fail` and :meth:`cancel`.
-    A task body yields these; the first terminal one ends the task::
+    A task body yields these; the first terminal one ends the task:
 
-        >>> ctl = TaskCtl.success("Done", data={"url": "https://example.org"})
-        >>> ctl.signal, ctl.message, ctl.data, ctl.progress, ctl.is_terminal
-        (<TaskSignal.SUCCESS: 'success'>, 'Done', {'url': 'https://example.org'}, None, True)
-        >>> TaskCtl.report_progress("Compiling...", 70).progress
-        70
+    >>> ctl = TaskCtl.success("Done", data={"url": "https://example.org"})
+    >>> ctl.signal, ctl.message, ctl.data, ctl.progress, ctl.is_terminal
+    (<TaskSignal.SUCCESS: 'success'>, 'Done', {'url': 'https://example.org'}, None, True)
+    >>> TaskCtl.report_progress("Compiling...", 70).progress
+    70
 
     Attributes:
         signal: which kind of report this is.
@@ -93,7 +93,11 @@ class TaskCtl:
 
     @property
     def is_terminal(self) -> bool:
-        """True for success, fail and cancel: the report that ends a task."""
+        """True for success, fail and cancel, the reports that end a task; False for progress.
+
+        >>> TaskCtl.report_progress("Half way", 50).is_terminal
+        False
+        """
         return self.signal is not TaskSignal.PROGRESS
 
     @classmethod

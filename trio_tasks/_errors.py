@@ -25,14 +25,23 @@ class TaskError(Exception):
 class UnknownTaskType(TaskError, ValueError):
     """``start`` was asked for a task type its plugin has not mounted.
 
-    It is also a :class:`ValueError`, as the seed's implementation raised.
+    It is also a :class:`ValueError`, as the seed's implementation raised::
+
+        try:
+            await task.start("rendr", "R1", "chat-1", plugin)
+        except UnknownTaskType as error:
+            print(error)  # plugin 'Video' has no task type 'rendr' (mounted: 'render'); mount it with ...
     """
 
 
 class TaskAlreadyRunning(TaskError, ValueError):
     """``start`` was asked for a (task_type, task_id) that is still running.
 
-    Wait for it to end, or cancel it, before starting it again.
+    Wait for it to end, or cancel it, before starting it again::
+
+        if task.is_running("render", "R1"):
+            await task.cancel("render", "R1")
+        await task.start("render", "R1", "chat-1", plugin, scene="intro")
     """
 
 
@@ -77,13 +86,27 @@ class NoTaskManager(TaskError, RuntimeError):
 
 
 class ManagerClosed(TaskError, RuntimeError):
-    """The task manager has closed (or is closing) and accepts no new work."""
+    """The task manager has closed (or is closing) and accepts no new work.
+
+    ::
+
+        async with open_task_manager() as manager:
+            ...
+        await manager.start("render", "R2", "chat-1", plugin)  # raises ManagerClosed
+    """
 
 
 class WaitCancelled(TaskError):
     """A pending ``handle.wait(key)`` was cancelled by ``cancel_wait`` or ``cancel_all``.
 
-    If it escapes the task body, the task ends with a CANCEL signal.
+    If it escapes the task body, the task ends with a CANCEL signal; a body
+    may catch it and go on::
+
+        try:
+            approved = await handle.wait("approval")
+        except WaitCancelled:
+            yield TaskCtl.fail("The approval request was withdrawn")
+            return
 
     Attributes:
         key: the wait point that was cancelled.

@@ -32,8 +32,8 @@ class AgentNotice:
     ``trigger`` says whether the agent should react now (start a turn) or
     only record the message.
 
-        >>> AgentNotice("render", "R1", "chat-1", "Scene 2 is ready", trigger=False).message
-        'Scene 2 is ready'
+    >>> AgentNotice("render", "R1", "chat-1", "Scene 2 is ready", trigger=False).message
+    'Scene 2 is ready'
     """
 
     task_type: str
@@ -282,7 +282,9 @@ class AsyncTaskHandle:
 
         Afterwards :attr:`is_cancelled` is True and every later ``wait``
         raises :class:`WaitCancelled` at once, so a cancel sent just before
-        the body reaches a wait point is not lost.
+        the body reaches a wait point is not lost::
+
+            handle.cancel_all()   # a WaitCancelled that escapes the body ends the task CANCEL
         """
         self._waits_closed = True
         self._ask_cancel()

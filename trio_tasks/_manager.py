@@ -111,7 +111,14 @@ class TaskManager:
 
     @property
     def closed(self) -> bool:
-        """True once the manager's block has ended: no new task can start."""
+        """True once the manager's block has ended; no new task can start then.
+
+        ::
+
+            async with open_task_manager() as manager:
+                assert not manager.closed
+            assert manager.closed
+        """
         return self._closed
 
     # -- starting ---------------------------------------------------------------
@@ -210,11 +217,24 @@ class TaskManager:
     # -- looking ---------------------------------------------------------------
 
     def is_running(self, task_type: str, task_id: str) -> bool:
-        """True from ``start`` until the task's terminal TaskCtl is final (queued tasks too)."""
+        """True from ``start`` until the task's terminal TaskCtl is final (queued tasks too).
+
+        ::
+
+            if not task.is_running("render", "R1"):
+                await task.start("render", "R1", "chat-1", plugin, scene="intro")
+        """
         return _key(task_type, task_id) in self._live
 
     def get_handle(self, task_type: str, task_id: str) -> AsyncTaskHandle | None:
-        """The running task's handle, or None if it is not running."""
+        """The running task's handle, or None if it is not running.
+
+        ::
+
+            handle = task.get_handle("approval", "A1")
+            if handle is not None:
+                handle.notify("approval", True)
+        """
         if task_type.__class__ is str and task_id.__class__ is str:
             return self._live.get((task_type, task_id))
         return self._live.get(_key(task_type, task_id))
@@ -223,7 +243,12 @@ class TaskManager:
         """The latest TaskCtl of the task: its last progress while it runs, its
         terminal once it has ended (kept for the ``history_limit`` most recently
         ended tasks). A queued task's state is a progress report saying so.
-        None if it has reported nothing or is unknown."""
+        None if it has reported nothing or is unknown::
+
+            state = task.get_state("render", "R1")
+            if state is not None and state.is_terminal:
+                print(f"R1 ended: {state.signal.value} {state.message}")
+        """
         key = _key(task_type, task_id)
         handle = self._live.get(key) or self._history.get(key)
         return None if handle is None else handle._state

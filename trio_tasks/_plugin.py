@@ -129,7 +129,14 @@ class Plugin:
 
     @property
     def task_types(self) -> list[str]:
-        """The task types mounted on this plugin, in mounting order."""
+        """The task types mounted on this plugin, in mounting order.
+
+        >>> plugin = Plugin(name="Video", module_name="video")
+        >>> @plugin.mount_async_task("render")
+        ... async def render(handle): ...
+        >>> plugin.task_types
+        ['render']
+        """
         return list(self._specs)
 
     def mount_async_task(
@@ -235,7 +242,10 @@ class Plugin:
 
         A hook that raises does not stop the others: each failure is logged on
         the ``trio_tasks`` logger, and once all hooks have run the failures are
-        raised together as an :class:`ExceptionGroup`.
+        raised together as an :class:`ExceptionGroup`. The agent framework calls
+        it when it unloads the plugin::
+
+            await plugin.disable()
         """
         failures: list[Exception] = []
         for hook in self._cleanup:

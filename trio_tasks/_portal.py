@@ -74,7 +74,9 @@ class TaskPortal:
         """:meth:`TaskManager.start` from another thread.
 
         ``on_terminal`` runs in the Trio thread. Use the returned handle's
-        attributes only; call its methods through this portal.
+        attributes only; call its methods through this portal::
+
+            handle = portal.start("render", "R1", "chat-1", plugin, scene="intro")
         """
         start = functools.partial(
             self._manager.start, task_type, task_id, chat_key, plugin, *args,
@@ -83,7 +85,12 @@ class TaskPortal:
         return self._run(start)
 
     def cancel(self, task_type: str, task_id: str, *, grace: float | None = None) -> bool:
-        """:meth:`TaskManager.cancel` from another thread."""
+        """:meth:`TaskManager.cancel` from another thread.
+
+        ::
+
+            portal.cancel("render", "R1", grace=5)
+        """
         return self._run(functools.partial(self._manager.cancel, task_type, task_id, grace=grace))
 
     def stop_all(
@@ -94,24 +101,44 @@ class TaskPortal:
         chat_key: str | None = None,
         grace: float | None = None,
     ) -> int:
-        """:meth:`TaskManager.stop_all` from another thread."""
+        """:meth:`TaskManager.stop_all` from another thread.
+
+        ::
+
+            stopped = portal.stop_all(plugin=plugin)
+        """
         stop_all = functools.partial(
             self._manager.stop_all, plugin=plugin, task_type=task_type, chat_key=chat_key, grace=grace
         )
         return self._run(stop_all)
 
     def get_state(self, task_type: str, task_id: str) -> TaskCtl | None:
-        """:meth:`TaskManager.get_state` from another thread."""
+        """:meth:`TaskManager.get_state` from another thread.
+
+        ::
+
+            state = portal.get_state("render", "R1")
+        """
         return self._run_sync(functools.partial(self._manager.get_state, task_type, task_id))
 
     def is_running(self, task_type: str, task_id: str) -> bool:
-        """:meth:`TaskManager.is_running` from another thread."""
+        """:meth:`TaskManager.is_running` from another thread.
+
+        ::
+
+            running = portal.is_running("render", "R1")
+        """
         return self._run_sync(functools.partial(self._manager.is_running, task_type, task_id))
 
     def get_running_tasks(
         self, *, plugin: Plugin | None = None, task_type: str | None = None, chat_key: str | None = None
     ) -> list[str]:
-        """:meth:`TaskManager.get_running_tasks` from another thread."""
+        """:meth:`TaskManager.get_running_tasks` from another thread.
+
+        ::
+
+            tasks = portal.get_running_tasks(chat_key="chat-1")
+        """
         running = functools.partial(
             self._manager.get_running_tasks, plugin=plugin, task_type=task_type, chat_key=chat_key
         )
@@ -120,11 +147,21 @@ class TaskPortal:
     # -- wait points ---------------------------------------------------------------------
 
     def notify(self, task_type: str, task_id: str, key: str, data: Any = None) -> bool:
-        """``handle.notify(key, data)`` on the running task; False if it is not running or nobody waits yet."""
+        """``handle.notify(key, data)`` on the running task; False if it is not running or nobody waits yet.
+
+        ::
+
+            portal.notify("approval", "A1", "approval", True)
+        """
         return self._run_sync(functools.partial(self._on_handle, task_type, task_id, "notify", key, data))
 
     def cancel_wait(self, task_type: str, task_id: str, key: str) -> bool:
-        """``handle.cancel_wait(key)`` on the running task; False if it is not running or does not wait on ``key``."""
+        """``handle.cancel_wait(key)`` on the running task; False if it is not running or does not wait on ``key``.
+
+        ::
+
+            portal.cancel_wait("approval", "A1", "approval")
+        """
         return self._run_sync(functools.partial(self._on_handle, task_type, task_id, "cancel_wait", key))
 
     def _on_handle(self, task_type: str, task_id: str, method: str, *args: Any) -> bool:

@@ -41,14 +41,17 @@ class RetryPolicy:
     task has been requested (it ends FAIL). The task's ``task_timeout``
     covers all attempts and backoffs. ``on_terminal`` fires once, after the
     last attempt; while retrying, the task's states carry the attempt number
-    in :attr:`TaskCtl.attempt <trio_tasks.TaskCtl.attempt>`::
-
-        >>> policy = RetryPolicy(attempts=4, backoff=1.0, factor=2.0, max_backoff=3.0)
-        >>> [policy.delay(n) for n in (1, 2, 3)]
-        [1.0, 2.0, 3.0]
+    in :attr:`TaskCtl.attempt <trio_tasks.TaskCtl.attempt>`. Give it to the
+    task type::
 
         @plugin.mount_async_task("fetch", retry=RetryPolicy(attempts=3, retry_on=(ConnectionError,)))
         async def fetch(handle, url: str): ...
+
+    The delays after failed attempts 1, 2 and 3:
+
+    >>> policy = RetryPolicy(attempts=4, backoff=1.0, factor=2.0, max_backoff=3.0)
+    >>> [policy.delay(n) for n in (1, 2, 3)]
+    [1.0, 2.0, 3.0]
 
     A cancel during the backoff ends the task CANCEL at once.
     """
@@ -70,7 +73,11 @@ class RetryPolicy:
         check_number("RetryPolicy max_backoff", self.max_backoff, unit=" seconds")
 
     def delay(self, failed_attempt: int) -> float:
-        """Seconds to wait after attempt number ``failed_attempt`` (1-based) has failed."""
+        """Seconds to wait after attempt number ``failed_attempt`` (1-based) has failed.
+
+        >>> RetryPolicy(backoff=2.0).delay(3)
+        8.0
+        """
         try:
             growth = self.factor ** (failed_attempt - 1)
         except OverflowError:
@@ -81,6 +88,10 @@ class RetryPolicy:
         """True if an attempt that raised ``exc`` should run again (attempts allowing).
 
         An exception group is retried when every exception in it matches.
+
+        >>> policy = RetryPolicy(retry_on=ConnectionError)
+        >>> policy.retries(ConnectionError("503")), policy.retries(ValueError("bad JSON"))
+        (True, False)
         """
         if isinstance(exc, BaseExceptionGroup):
             return exc.split(self.retry_on)[1] is None and exc.split(WaitCancelled)[0] is None

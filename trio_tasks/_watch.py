@@ -33,9 +33,9 @@ class TaskEvent:
     """One update of a watched task: its new TaskCtl, when it happened (``trio.current_time()``)
     and what the task was doing then.
 
-        >>> event = TaskEvent("render", "R1", "chat-1", TaskCtl.report_progress("Frame 10", 10), at=12.5)
-        >>> event.ctl.progress, event.status
-        (10, 'running')
+    >>> event = TaskEvent("render", "R1", "chat-1", TaskCtl.report_progress("Frame 10", 10), at=12.5)
+    >>> event.ctl.progress, event.status
+    (10, 'running')
 
     ``status`` is ``"queued"`` while the task waits for a concurrency slot,
     ``"running"`` once its body has begun, and ``"ended"`` with its terminal

@@ -92,7 +92,11 @@ else:
         """A task manager open for the length of one test (pytest-trio).
 
         Inside the test, the ``trio_tasks.task`` object refers to it too. It
-        closes after the test, cancelling whatever still runs.
+        closes after the test, cancelling whatever still runs::
+
+            async def test_render_starts(task_manager):
+                await task.start("render", "R1", "chat-1", plugin, scene="intro")
+                assert task_manager.is_running("render", "R1")
         """
         async with open_task_manager() as manager:
             yield manager
