@@ -167,7 +167,7 @@ def test_mount_async_task_refuses_a_type_already_mounted() -> None:
 
     with pytest.raises(ValueError, match=r"task type 'job' is already mounted on plugin 'Fresh'"):
         fresh.mount_async_task("job")(second)
-    assert fresh.spec("job").func is first, "the first mount stands"
+    assert fresh._spec("job").func is first, "the first mount stands"
 
 
 def test_mount_async_task_refuses_a_colon_in_the_task_type() -> None:

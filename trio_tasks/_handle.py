@@ -143,11 +143,19 @@ class AsyncTaskHandle:
         grace period ends, so it can finish its step and yield its own
         CANCEL. Run it beside the work, for example in a nursery::
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(render_frames)
+            async def stop_when_asked(scope: trio.CancelScope) -> None:
                 await handle.cancel_requested()
-                nursery.cancel_scope.cancel()
-            yield TaskCtl.cancel("Stopped after the current frame")
+                scope.cancel()
+
+            with trio.CancelScope() as work:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(stop_when_asked, work)
+                    await render_frames()
+                    nursery.cancel_scope.cancel()  # done: stop listening
+            if work.cancelled_caught:
+                yield TaskCtl.cancel("Stopped after the current frame")
+            else:
+                yield TaskCtl.success("Rendered")
         """
         if self.is_cancelled:
             await _checkpoint_if_cancelled()

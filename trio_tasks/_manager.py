@@ -181,7 +181,7 @@ class TaskManager:
             check_str("chat_key", chat_key)
         if plugin.__class__ is not Plugin:
             raise TypeError(f"plugin must be a trio_tasks.Plugin, got {plugin!r}")
-        spec = plugin._specs.get(task_type) or plugin.spec(task_type)
+        spec = plugin._specs.get(task_type) or plugin._spec(task_type)
         if key in self._live:
             raise TaskAlreadyRunning(
                 f"task {task_type}:{task_id} is already running; "

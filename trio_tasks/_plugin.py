@@ -208,7 +208,7 @@ class Plugin:
 
         return decorate
 
-    def spec(self, task_type: str) -> TaskSpec:
+    def _spec(self, task_type: str) -> TaskSpec:
         """The mounted spec of ``task_type`` (internal); raises UnknownTaskType."""
         try:
             return self._specs[task_type]

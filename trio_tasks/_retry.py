@@ -16,14 +16,14 @@ if sys.version_info < (3, 11):  # pragma: no cover
 __all__ = ["RetryPolicy"]
 
 
-def _to_exception_types(value: object) -> tuple[type[Exception], ...]:
-    types = value if isinstance(value, tuple) else (value,)
-    for kind in types:
-        if not (isinstance(kind, type) and issubclass(kind, Exception)):
-            raise TypeError(
-                f"RetryPolicy retry_on must be an Exception subclass or a tuple of them, got {value!r}; "
-                f"cancellation and BaseExceptions (KeyboardInterrupt) are never retried"
-            )
+def _to_exception_types(value: type[Exception] | tuple[type[Exception], ...]) -> tuple[type[Exception], ...]:
+    given: tuple[object, ...] = value if isinstance(value, tuple) else (value,)
+    types = tuple(kind for kind in given if isinstance(kind, type) and issubclass(kind, Exception))
+    if not types or len(types) != len(given):
+        raise TypeError(
+            f"RetryPolicy retry_on must be an Exception subclass or a tuple of them, got {value!r}; "
+            f"cancellation and BaseExceptions (KeyboardInterrupt) are never retried"
+        )
     return types
 
 

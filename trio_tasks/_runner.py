@@ -102,7 +102,7 @@ async def run_task(
                                         if watchers:  # publish(), inlined on the hottest path
                                             entry: Entry = (handle, item, now(), "running")
                                             for events in watchers:
-                                                events.push_progress(entry)
+                                                events._push_progress(entry)
                                         continue
                                     terminal = item
                                 else:

@@ -74,7 +74,8 @@ class TaskEvents:
     """
 
     __slots__ = (
-        "_buffer", "_closed", "_events", "_lot", "_manager", "_progress", "_readers", "dropped", "matches", "task_key",
+        "_buffer", "_closed", "_events", "_lot", "_manager", "_matches", "_progress", "_readers", "_task_key",
+        "dropped",
     )  # fmt: skip
 
     def __init__(
@@ -84,8 +85,8 @@ class TaskEvents:
         task_key: tuple[str, str] | None,
         buffer: float,
     ) -> None:
-        self.matches = matches  # None when it watches one task
-        self.task_key = task_key  # set when it watches one task, which ends it
+        self._matches = matches  # None when it watches one task
+        self._task_key = task_key  # set when it watches one task, which ends it
         self.dropped = 0
         self._manager = manager
         self._buffer = buffer
@@ -96,7 +97,7 @@ class TaskEvents:
         self._readers = 0  # readers parked in the lot
 
     def __repr__(self) -> str:
-        what = "all tasks" if self.task_key is None else ":".join(self.task_key)
+        what = "all tasks" if self._task_key is None else ":".join(self._task_key)
         return f"<TaskEvents of {what}, {len(self._events)} waiting, {self.dropped} dropped>"
 
     async def __aenter__(self) -> TaskEvents:
@@ -107,7 +108,7 @@ class TaskEvents:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._manager._unsubscribe(self)
-        self.close()
+        self._close()
 
     def __aiter__(self) -> TaskEvents:
         return self
@@ -131,18 +132,18 @@ class TaskEvents:
             self._progress -= 1
         return TaskEvent(handle.task_type, handle.task_id, handle.chat_key, ctl, at, status)
 
-    def push(self, entry: Entry) -> None:
+    def _push(self, entry: Entry) -> None:
         """Add an update (internal; synchronous, never blocks)."""
         if entry[1].signal is _PROGRESS:
-            self.push_progress(entry)
+            self._push_progress(entry)
             return
         self._events.append(entry)
-        if self.task_key is not None:
+        if self._task_key is not None:
             self._closed = True
         if self._readers:
             self._lot.unpark_all()  # type: ignore[union-attr]
 
-    def push_progress(self, entry: Entry) -> None:
+    def _push_progress(self, entry: Entry) -> None:
         """Add a progress update, dropping the oldest past the buffer (internal; the hot path)."""
         events = self._events
         events.append(entry)
@@ -164,7 +165,7 @@ class TaskEvents:
                 break
         self.dropped += 1
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """No more events will come (internal): iteration ends once the buffer is read."""
         self._closed = True
         if self._readers:
@@ -217,7 +218,7 @@ def publish(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
     """Hand ``ctl`` to every watcher of ``handle`` (internal; synchronous, never blocks)."""
     entry = entry_of(handle, ctl)
     for events in handle._watchers or ():
-        events.push(entry)
+        events._push(entry)
 
 
 @final
@@ -243,9 +244,9 @@ class Subscriptions:
     def subscribe(self, events: TaskEvents, live: dict[tuple[str, str], AsyncTaskHandle]) -> None:
         """Start feeding ``events``: the current state of each matching running task first."""
         if self.closed:
-            events.close()
+            events._close()
             return
-        key = events.task_key
+        key = events._task_key
         if key is not None:
             watchers = self.keyed.get(key)
             if watchers is None:
@@ -258,7 +259,7 @@ class Subscriptions:
             handles = [handle]
         else:
             self.broad.append(events)
-            matches = events.matches
+            matches = events._matches
             assert matches is not None
             handles = [handle for handle in live.values() if matches(handle)]
         for handle in handles:
@@ -267,11 +268,11 @@ class Subscriptions:
             else:
                 handle._watchers.append(events)
             if handle._state is not None:
-                events.push(entry_of(handle, handle._state))
+                events._push(entry_of(handle, handle._state))
 
     def unsubscribe(self, events: TaskEvents, live: dict[tuple[str, str], AsyncTaskHandle]) -> None:
         """Stop feeding ``events``."""
-        key = events.task_key
+        key = events._task_key
         if key is not None:
             watchers = self.keyed.get(key)
             if watchers is not None and events in watchers:
@@ -293,7 +294,7 @@ class Subscriptions:
         keyed = self.keyed.get(handle._key)
         watchers = [] if keyed is None else keyed.copy()
         for events in self.broad:
-            if events.matches is not None and events.matches(handle):
+            if events._matches is not None and events._matches(handle):
                 watchers.append(events)
         if watchers:
             handle._watchers = watchers
@@ -308,4 +309,4 @@ class Subscriptions:
         """Every task has ended: every watch ends once read."""
         self.closed = True
         for events in [*self.broad, *(events for watchers in self.keyed.values() for events in watchers)]:
-            events.close()
+            events._close()
