@@ -41,7 +41,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="tables from perf_counter wall time (default) or process CPU time (steadier when "
                              "other processes compete for the cores; both are always in the JSON)")
-    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for docs)")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("--rst", action="store_true",
+                        help="print the tables as reStructuredText (for docs/benchmark_results.inc)")
     parser.add_argument("--profile", metavar="IMPL", action="append", choices=("trio_tasks", "floor", "asyncio"),
                         help="instead of benchmarking, cProfile the timed spans of IMPL (repeatable) at the "
                              "largest size and print the top functions")
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Clock.cpu = args.clock == "cpu"
     if args.from_json:
         series, data = load_series(args.from_json)
-        print(render(rows(series), scaling_rows(series), args.markdown))
+        print(render(rows(series), scaling_rows(series), args.markdown, args.rst))
         print(f"\nFrom {args.from_json}: {data['command']}, {data['wall_seconds']:.1f} s, library {data['library']}")
         return 0
     only = args.only or list(SCENARIOS)
@@ -95,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     series = run_suite(chosen, sizes, args.repeat, stderr_log, args.memory_repeats)
     wall = time.perf_counter() - began
     table_rows, scaling = rows(series), scaling_rows(series)
-    print(render(table_rows, scaling, args.markdown))
+    print(render(table_rows, scaling, args.markdown, args.rst))
     print(f"\nTotal wall time: {wall:.1f} s")
     if args.json:
         meta = {"command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
