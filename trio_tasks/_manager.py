@@ -498,6 +498,7 @@ class TaskManager:
             self._subscriptions.ended(handle, terminal)
         callback = handle._on_terminal
         if callback is not None:
+            handle._on_terminal = None  # called once; the history need not keep what it holds
             try:
                 result = callback(terminal)
             except Exception:
@@ -508,6 +509,7 @@ class TaskManager:
         if handle._countdowns is not None:
             for countdown in handle._countdowns:
                 countdown.tick()
+            handle._countdowns = None
 
     async def _close(self) -> None:
         """End of the manager's block: refuse new starts, ask running tasks to stop,
