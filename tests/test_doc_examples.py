@@ -8,15 +8,12 @@ time) and compare. After changing an example on purpose, rewrite the outputs wit
 
     UPDATE_DOC_OUTPUT=1 .venv/bin/python -m pytest tests/test_doc_examples.py
 
-The examples of the docstrings (the API reference) are fragments, not programs: they are parsed,
-and every method, attribute and keyword argument they use on the public classes must exist.
+The examples of the docstrings (the API reference) run in ``tests/test_docstring_examples.py``.
 """
 
 from __future__ import annotations
 
-import ast
 import importlib.util
-import inspect
 import itertools
 import json
 import os
@@ -35,8 +32,6 @@ import pytest
 import trio
 import trio.testing
 
-import trio_tasks
-import trio_tasks.testing
 from trio_tasks import open_task_manager
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,112 +278,3 @@ def test_code_shown_in_a_page_is_an_excerpt_of_code_that_runs(where: str, code: 
             if lines[start : start + len(wanted)] == wanted:
                 return
     pytest.fail(f"the code at {where} is not in any example or test: show it with literalinclude, or test it")
-
-
-# -- docstring examples: they use only what exists --------------------------------------------------------------------
-
-# Names the docstring fragments use for instances of the public classes.
-INSTANCES: dict[str, type] = {
-    "task": trio_tasks.TaskManager,
-    "manager": trio_tasks.TaskManager,
-    "task_manager": trio_tasks.TaskManager,
-    "handle": trio_tasks.AsyncTaskHandle,
-    "portal": trio_tasks.TaskPortal,
-    "plugin": trio_tasks.Plugin,
-    "policy": trio_tasks.RetryPolicy,
-    "ctl": trio_tasks.TaskCtl,
-    "info": trio_tasks.TaskInfo,
-    "event": trio_tasks.TaskEvent,
-    "events": trio_tasks.TaskEvents,
-    "notice": trio_tasks.AgentNotice,
-}
-CALLABLES: dict[str, Any] = {
-    **{name: getattr(trio_tasks, name) for name in trio_tasks.__all__},
-    "run_task": trio_tasks.testing.run_task,
-}
-
-
-def documented() -> Iterator[tuple[str, str]]:
-    """(name, docstring) of the package, every public name and their public members, and trio_tasks.testing."""
-    yield "trio_tasks", trio_tasks.__doc__ or ""
-    yield "trio_tasks.testing", trio_tasks.testing.__doc__ or ""
-    for name in ("run_task", "task_manager"):
-        yield f"trio_tasks.testing.{name}", inspect.getdoc(getattr(trio_tasks.testing, name)) or ""
-    for name in trio_tasks.__all__:
-        obj = getattr(trio_tasks, name)
-        yield name, inspect.getdoc(obj) or ""
-        if inspect.isclass(obj):
-            for member_name, member in vars(obj).items():
-                if not member_name.startswith("_") and (
-                    inspect.isfunction(member) or isinstance(member, (property, classmethod, staticmethod))
-                ):
-                    yield f"{name}.{member_name}", inspect.getdoc(member) or ""
-
-
-def literal_blocks(doc: str) -> Iterator[str]:
-    """The ``::`` literal blocks of a docstring (``>>>`` examples are doctests: Sphinx runs them)."""
-    lines = inspect.cleandoc(doc).splitlines()
-    for number, line in enumerate(lines):
-        if not line.rstrip().endswith("::"):
-            continue
-        block: list[str] = []
-        for following in lines[number + 1 :]:
-            if following.strip() and not following.startswith((" ", "\t")):
-                break
-            block.append(following)
-        code = textwrap.dedent("\n".join(block)).strip("\n")
-        assert code, f"'::' is followed by no indented block in {lines[number]!r}"
-        assert not code.startswith(">>>"), f"a doctest after '::' is a literal block, never run: {code[:40]!r}"
-        yield code
-
-
-SNIPPETS = [(f"{name} #{n}", code) for name, doc in documented() for n, code in enumerate(literal_blocks(doc), 1)]
-
-
-def accepts(func: Any, keywords: list[str]) -> list[str]:
-    """The keywords ``func`` does not accept."""
-    try:
-        parameters = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return []
-    names = {p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
-    return [keyword for keyword in keywords if keyword not in names]
-
-
-def api_errors(code: str) -> list[str]:
-    errors = []
-    for node in ast.walk(ast.parse(code)):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in INSTANCES:
-            cls = INSTANCES[node.value.id]
-            if not hasattr(cls, node.attr):
-                errors.append(f"{node.value.id}.{node.attr}: {cls.__name__} has no {node.attr!r}")
-        if not isinstance(node, ast.Call):
-            continue
-        keywords = [keyword.arg for keyword in node.keywords if keyword.arg is not None]
-        func = node.func
-        target = None
-        if isinstance(func, ast.Name) and func.id in CALLABLES:
-            target, shown = CALLABLES[func.id], func.id
-        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-            owner = INSTANCES.get(func.value.id) or CALLABLES.get(func.value.id)
-            if owner is not None and hasattr(owner, func.attr):
-                target, shown = getattr(owner, func.attr), f"{func.value.id}.{func.attr}"
-        if target is not None:
-            errors += [f"{shown}() takes no {keyword}=" for keyword in accepts(target, keywords)]
-    return errors
-
-
-def test_the_docstrings_have_examples() -> None:
-    assert len(SNIPPETS) > 30
-
-
-@pytest.mark.parametrize(("where", "code"), SNIPPETS, ids=[where for where, _ in SNIPPETS])
-def test_docstring_example_parses_and_uses_only_what_exists(where: str, code: str) -> None:
-    try:  # a fragment of a program, top-level awaits allowed...
-        compile(code, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-    except SyntaxError:  # ...or of a task body (yield, return)
-        compile("async def body():\n" + textwrap.indent(code, "    "), where, "exec", dont_inherit=True)
-        code = "async def body():\n" + textwrap.indent(code, "    ")
-    assert api_errors(code) == []

@@ -62,7 +62,7 @@ class TaskTimeout(TaskError, TimeoutError):
     It is not raised to anyone: the task ends FAIL with this error as the
     terminal TaskCtl's ``data``::
 
-        await task.start("render", "R1", "chat-1", plugin, task_timeout=600)
+        await task.start("render", "R1", "chat-1", plugin, scene="intro", task_timeout=600)
         # ... 600 seconds later, if still running:
         # get_state(...).signal is TaskSignal.FAIL and .data is a TaskTimeout
 
@@ -81,7 +81,7 @@ class NoTaskManager(TaskError, RuntimeError):
     Open one first::
 
         async with trio_tasks.open_task_manager():
-            await trio_tasks.task.start(...)
+            await trio_tasks.task.start("render", "R1", "chat-1", plugin, scene="intro")
     """
 
 

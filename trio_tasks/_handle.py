@@ -83,7 +83,8 @@ class AsyncTaskHandle:
             approved = await handle.wait("approval", timeout=3600)
             yield TaskCtl.success("Approved") if approved else TaskCtl.fail("Not approved")
 
-        # elsewhere, when the user says yes:
+        await task.start("approval", "A1", "chat-1", plugin, prompt="Deploy to production?")
+        # later, when the user says yes:
         task.get_handle("approval", "A1").notify("approval", True)
 
     Attributes:
@@ -153,7 +154,7 @@ class AsyncTaskHandle:
                     await render_frames()
                     nursery.cancel_scope.cancel()  # done: stop listening
             if work.cancelled_caught:
-                yield TaskCtl.cancel("Stopped after the current frame")
+                yield TaskCtl.cancel("Render stopped on request")
             else:
                 yield TaskCtl.success("Rendered")
         """

@@ -66,7 +66,10 @@ class TaskEvents:
 
         async with manager.watch("render", "R1") as events:
             async for event in events:
-                print(f"{event.ctl.progress}% {event.ctl.message}")
+                if event.ctl.is_terminal:
+                    print(f"{event.ctl.signal.value}: {event.ctl.message}")
+                else:
+                    print(f"{event.ctl.progress}% {event.ctl.message}")
         print(f"{events.dropped} updates were skipped")
 
     Attributes:
