@@ -107,7 +107,7 @@ class Plugin:
 
         @plugin.on_disabled()
         async def cleanup():
-            await task.stop_all()
+            await task.stop_all(plugin=plugin)  # this plugin's tasks only
     """
 
     name: str
@@ -222,11 +222,12 @@ class Plugin:
     def on_disabled(self) -> Callable[[F], F]:
         """Register the decorated ``async def`` as a cleanup hook for :meth:`disable`.
 
-        Hooks run in registration order; the function is returned unchanged::
+        Hooks run in registration order; the function is returned unchanged.
+        A hook that stops tasks should stop only its own plugin's::
 
             @plugin.on_disabled()
             async def cleanup():
-                count = await task.stop_all()
+                count = await task.stop_all(plugin=plugin)
         """
 
         def decorate(func: F) -> F:
