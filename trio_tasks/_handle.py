@@ -13,6 +13,7 @@ from ._ctl import TaskCtl
 from ._errors import WaitCancelled
 
 if TYPE_CHECKING:
+    from ._generations import Generation
     from ._groups import Countdown
     from ._manager import TaskManager
     from ._plugin import Plugin
@@ -22,6 +23,10 @@ __all__ = ["AgentNotice", "AsyncTaskHandle"]
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+_current_task = trio.lowlevel.current_task
+_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+_reschedule = trio.lowlevel.reschedule
+_ABORT_SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
 
 
 @final
@@ -48,20 +53,36 @@ _PENDING, _NOTIFIED, _CANCELLED = 0, 1, 2
 
 @final
 class _Waiter:
-    """One pending ``wait(key)``: its event, and how it was resolved."""
+    """One pending ``wait(key)``: the task parked on it, and how it was resolved.
 
-    __slots__ = ("event", "key", "outcome", "value")
+    The task parks directly (``wait_task_rescheduled``) instead of on a
+    ``trio.Event``: a parked task then holds no Event nor ParkingLot.
+    """
+
+    __slots__ = ("key", "outcome", "task", "value")
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self.event = trio.Event()
+        self.task: trio.lowlevel.Task | None = None  # set while parked
         self.value: Any = None
         self.outcome = _PENDING  # _NOTIFIED or _CANCELLED once resolved (no longer registered)
+
+    async def park(self) -> None:
+        """Block until :meth:`resolve`, or until cancelled."""
+        self.task = _current_task()
+        await _wait_task_rescheduled(self._abort)
+
+    def _abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
+        self.task = None
+        return _ABORT_SUCCEEDED
 
     def resolve(self, value: Any, outcome: int) -> None:
         self.value = value
         self.outcome = outcome
-        self.event.set()
+        task = self.task
+        if task is not None:
+            self.task = None
+            _reschedule(task)
 
 
 def _check_key(key: object) -> None:
@@ -116,6 +137,7 @@ class AsyncTaskHandle:
     _pending: dict[str, Any] | None = None
     _countdowns: list[Countdown] | None = None
     _watchers: list[TaskEvents] | None = None
+    _generation: Generation | None = None  # the nursery the task runs in
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     def __repr__(self) -> str:
@@ -134,7 +156,10 @@ class AsyncTaskHandle:
                 yield TaskCtl.cancel("Stopped at a clean point")
                 return
         """
-        return self._cancel_asked
+        if self._cancel_asked:
+            return True
+        generation = self._generation  # stop_all() and the manager's close stop a whole generation at once
+        return generation is not None and generation.stop_ctl is not None and self._ended_at is None
 
     async def cancel_requested(self) -> None:
         """Return once a cancel of this task has been requested (at once if it has been).
@@ -204,10 +229,10 @@ class AsyncTaskHandle:
             self._add_waiter(waiter)
         try:
             if timeout is None or timeout == math.inf:
-                await waiter.event.wait()
+                await waiter.park()
             else:
                 with trio.move_on_after(timeout):
-                    await waiter.event.wait()
+                    await waiter.park()
         finally:
             if waiter.outcome == _PENDING:  # timed out or cancelled: still registered
                 if self._waits is waiter:
@@ -266,9 +291,7 @@ class AsyncTaskHandle:
                 self._pending = {}
             self._pending[key] = data
             return False
-        waiter.value = data
-        waiter.outcome = _NOTIFIED
-        waiter.event.set()
+        waiter.resolve(data, _NOTIFIED)
         return True
 
     def cancel_wait(self, key: str) -> bool:

@@ -18,6 +18,7 @@ from ._checks import check_number, check_str
 from ._ctl import TaskCtl
 from ._errors import ManagerClosed, TaskAlreadyRunning
 from ._facade import bind_manager, unbind_manager
+from ._generations import Generation
 from ._groups import Countdown, Filter
 from ._handle import AgentNotice, AsyncTaskHandle
 from ._info import TaskInfo, info_of
@@ -92,6 +93,9 @@ class TaskManager:
         on_limit: OnLimit = "queue",
     ) -> None:
         self._root = nursery
+        self._generations: list[Generation] = []  # those not yet ended; the last one is the current
+        self._generation: Generation | None = None  # where tasks start; opened by _open
+        self._tasks: trio.Nursery = nursery  # the current generation's nursery
         self._now = trio.lowlevel.current_clock().current_time
         self._on_agent_notice = on_agent_notice
         self._grace_period = grace_period
@@ -207,7 +211,8 @@ class TaskManager:
             self._subscriptions.attach(handle)
         admission = Admission(handle, limits) if limits else None  # takes free slots now, or queues
         name = f"trio_tasks:{task_type}:{task_id}"
-        self._root.start_soon(run_task, handle, _current_task(), admission, task_timeout, retrying, name=name)
+        handle._generation = self._generation
+        self._tasks.start_soon(run_task, handle, _current_task(), admission, task_timeout, retrying, name=name)
         self._live[key] = handle
         # Park until the runner has begun (it reschedules us first thing): when
         # start returns, the body has run up to its first blocking checkpoint.
@@ -318,11 +323,13 @@ class TaskManager:
     ) -> int:
         """Cancel every running task (or those matching the filters), wait until they have ended, return how many.
 
-        Each task's own scope is cancelled, all in one synchronous pass, then
-        this waits once for all of them; every ``on_terminal`` callback has
-        run (or, if async, started) when it returns. ``grace`` works
-        as in :meth:`cancel`. Tasks started meanwhile are not affected. A
-        plugin's cleanup hook stops only its own tasks with::
+        Every task ends CANCEL (unless it ended otherwise first), and every
+        ``on_terminal`` callback has run (or, if async, started) when it
+        returns. ``grace`` works as in :meth:`cancel`. Tasks started while
+        it waits are not affected. Without filters one cancel reaches every
+        task (they share a nursery, which later starts leave for a new one);
+        with filters each matching task's own scope is cancelled. A plugin's
+        cleanup hook stops only its own tasks with::
 
             @plugin.on_disabled()
             async def cleanup():
@@ -334,6 +341,8 @@ class TaskManager:
         if not self._live:
             await _cancel_shielded_checkpoint()
             return 0
+        if which.everything:
+            return await self._stop_everything(_STOPPED, seconds)
         handles = which.select(self._live.values())
         await self._stop(handles, _STOPPED, seconds)
         return len(handles)
@@ -355,6 +364,34 @@ class TaskManager:
             for handle in handles:
                 self._cancel_now(handle, ctl)
         await ended.event.wait()
+
+    async def _stop_everything(self, ctl: TaskCtl, grace: float) -> int:
+        """:meth:`_stop` for every running task, with one cancel per generation instead of one per task.
+
+        Later starts go to a new generation (none once the manager is
+        closing); the older ones, holding every task running now, are
+        cancelled. Returns how many tasks it stopped.
+        """
+        current = None
+        if not self._closed:
+            with trio.CancelScope(shield=True):  # one scheduling round; the stop must happen even if we are cancelled
+                current = await self._new_generation()
+        older = [generation for generation in self._generations if generation is not current]
+        count = len(self._live)  # every one of them is in an older generation
+        try:
+            if grace and count:
+                handles = list(self._live.values())
+                ended = Countdown(handles)
+                for handle in handles:
+                    self._ask(handle, ctl)
+                with trio.move_on_after(grace):
+                    await ended.event.wait()
+        finally:
+            for generation in older:
+                generation.stop(ctl)
+        for generation in older:
+            await generation.ended.wait()
+        return count
 
     def _ask(self, handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
         """Ask a task to stop; one with no body running (queued, or between retries) is cancelled at once."""
@@ -478,6 +515,15 @@ class TaskManager:
 
     async def _open(self) -> None:
         await self._root.start(self._callbacks.run)
+        await self._new_generation()
+
+    async def _new_generation(self) -> Generation:
+        """Open a generation in the manager's nursery; tasks start in it from now on."""
+        generation = Generation()
+        await self._root.start(generation.run, self._generations)
+        assert generation.nursery is not None
+        self._generation, self._tasks = generation, generation.nursery
+        return generation
 
     def _task_ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
         """Record ``terminal`` and fire the callback; the runner calls this once per task."""
@@ -517,11 +563,13 @@ class TaskManager:
         self._closed = True
         grace = self._grace_period
         try:
-            await self._stop(list(self._live.values()), _CLOSED, grace)
+            await self._stop_everything(_CLOSED, grace)
         finally:
             try:
                 with trio.CancelScope(shield=True):  # cancelled tasks end promptly; their callbacks need the nursery
-                    await Countdown(self._live.values()).event.wait()
+                    for generation in list(self._generations):
+                        generation.stop(_CLOSED)
+                        await generation.ended.wait()
             finally:
                 self._callbacks.close(grace)
                 self._subscriptions.close()

@@ -42,6 +42,7 @@ _STARTED = TaskCtl.report_progress("Started: a concurrency slot came free", 0)
 CANCELLED_FROM_OUTSIDE = TaskCtl.cancel("Cancelled from outside the task manager")
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _reschedule = trio.lowlevel.reschedule
+_Cancelled = trio.Cancelled
 
 
 @attrs.frozen
@@ -67,9 +68,11 @@ async def run_task(
     concurrency limits (it is queued meanwhile), then runs its body under
     ``timeout``, again as ``retrying`` allows. Exceptions from the body end
     the task FAIL (or CANCEL for :class:`WaitCancelled`) and go no further.
-    ``trio.Cancelled`` and other BaseExceptions (KeyboardInterrupt) propagate
-    after the terminal is reported, so that Trio's cancel scopes and the user
-    see them.
+    A ``trio.Cancelled`` ends the task CANCEL and stops here too: this is the
+    top of the task, so the cancelled scope around it (``stop_all`` cancels
+    the tasks' shared nursery) could only end the task, as returning does.
+    Other BaseExceptions (KeyboardInterrupt) and exception groups propagate
+    after the terminal is reported, so that the user sees them.
     """
     _reschedule(starter)  # `start` returns once this step yields
     manager = handle._manager
@@ -87,40 +90,41 @@ async def run_task(
             while True:
                 body = handle._body
                 try:
-                    try:
-                        if body.__class__ is not AsyncGeneratorType:
-                            terminal = _returned(await body)
-                        else:
-                            # Between two steps of the body: synchronous bookkeeping only (invariant 2).
-                            async for item in body:
-                                if item.__class__ is TaskCtl:
-                                    if item.signal is _PROGRESS:
-                                        if retrying is not None:
-                                            item = attrs.evolve(item, attempt=attempt)
-                                        handle._state = item
-                                        watchers = handle._watchers
-                                        if watchers:  # publish(), inlined on the hottest path
-                                            entry: Entry = (handle, item, now(), "running")
-                                            for events in watchers:
-                                                events._push_progress(entry)
-                                        continue
-                                    terminal = item
-                                else:
-                                    terminal = _not_a_ctl(handle, item)
-                                break
+                    if body.__class__ is not AsyncGeneratorType:
+                        terminal = _returned(await body)
+                    else:
+                        # Between two steps of the body: synchronous bookkeeping only (invariant 2).
+                        async for item in body:
+                            if item.__class__ is TaskCtl:
+                                if item.signal is _PROGRESS:
+                                    if retrying is not None:
+                                        item = attrs.evolve(item, attempt=attempt)
+                                    handle._state = item
+                                    watchers = handle._watchers
+                                    if watchers:  # publish(), inlined on the hottest path
+                                        entry: Entry = (handle, item, now(), "running")
+                                        for events in watchers:
+                                            events._push_progress(entry)
+                                    continue
+                                terminal = item
                             else:
-                                terminal = _DONE
-                    finally:
-                        if body.__class__ is AsyncGeneratorType:
-                            await body.aclose()  # runs the body's finally blocks; no-op once it has finished
+                                terminal = _not_a_ctl(handle, item)
+                            break
                         else:
-                            body.close()  # a coroutine: only matters if it never started
+                            terminal = _DONE
+                        # A body that raised has finished already: only one that yielded its
+                        # terminal is still open. Its finally blocks run now, inside the scope.
+                        await body.aclose()
                     break
                 except Exception as exc:
                     if terminal is not None or retrying is None or not _retries(handle, retrying.policy, attempt, exc):
                         raise
                     await _back_off(handle, retrying, attempt, exc)
                     attempt += 1
+    except _Cancelled:  # first: the usual way out of a cancelled task, and the cheapest to match
+        if terminal is None:
+            terminal = cancelled_terminal(handle, timeout)
+        # The task ends here, as the cancelled scope around it would end it; the finally reports it.
     except Exception as exc:
         if terminal is None:
             terminal = _failed(handle, exc)
@@ -144,8 +148,7 @@ async def run_task(
         finally:
             failure = rest = None  # the traceback keeps this frame alive: let go of the exceptions
     finally:
-        if handle._body.__class__ is CoroutineType:
-            handle._body.close()  # a body that never began (cancelled while queued): no "never awaited"
+        body = handle._body
         handle._body = None
         if admission is not None:
             admission.release()
@@ -154,6 +157,12 @@ async def run_task(
         if retrying is not None:
             terminal = attrs.evolve(terminal, attempt=attempt)
         manager._task_ended(handle, terminal)
+        if body.__class__ is CoroutineType:
+            body.close()  # a body that never began (cancelled while queued): no "never awaited" warning
+        elif body is not None and body.ag_frame is not None:
+            # Still suspended at a yield: the runner itself failed between two steps. Close it anyway.
+            with trio.CancelScope(shield=True):
+                await body.aclose()
 
 
 async def _wait_for_slots(handle: AsyncTaskHandle, admission: Admission) -> None:
@@ -205,6 +214,10 @@ def cancelled_terminal(handle: AsyncTaskHandle, timeout: float | None = None) ->
     """
     if handle._cancel_ctl is not None:
         return handle._cancel_ctl
+    generation = handle._generation
+    if generation is not None and generation.stop_ctl is not None:
+        handle._cancel_asked = True  # is_cancelled stays True once the task has ended
+        return generation.stop_ctl
     if timeout is not None and handle._scope.cancelled_caught:
         error = TaskTimeout(f"{handle.task_type}:{handle.task_id}", timeout)
         logger.error("%s", error)

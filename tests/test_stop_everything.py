@@ -1,0 +1,143 @@
+"""``stop_all()`` without filters, and the manager's close: one cancel reaches every running task.
+
+The tasks share a nursery (a generation); stopping them all moves later starts to a new one and cancels the old.
+These tests pin what that must not change: who is stopped, with which terminal, when ``stop_all`` returns,
+what ``is_cancelled`` says, and that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import trio
+import trio.testing
+from recording import Ended, Endings
+
+from trio_tasks import AsyncTaskHandle, Plugin, TaskCtl, TaskSignal, open_task_manager
+
+plugin = Plugin(name="StopEverything", module_name="stop_everything")
+
+BY_STOP_ALL = TaskCtl.cancel("Cancelled by stop_all()")
+BY_CLOSE = TaskCtl.cancel("Cancelled: the task manager closed")
+FROM_OUTSIDE = TaskCtl.cancel("Cancelled from outside the task manager")
+
+
+@plugin.mount_async_task("parked")
+async def parked(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    yield TaskCtl.report_progress("parked", 10)
+    await handle.wait("go")
+    yield TaskCtl.success("went")
+
+
+@plugin.mount_async_task("stubborn")
+async def stubborn(handle: AsyncTaskHandle, seen: list[bool]) -> AsyncIterator[TaskCtl]:
+    """Ignores requests to stop; records ``is_cancelled`` in its finally block."""
+    try:
+        yield TaskCtl.report_progress("working", 10)
+        await trio.sleep_forever()
+    finally:
+        seen.append(handle.is_cancelled)
+
+
+@plugin.mount_async_task("sleeper")
+async def sleeper(handle: AsyncTaskHandle, seconds: float) -> AsyncIterator[TaskCtl]:
+    await trio.sleep(seconds)
+    yield TaskCtl.success("slept")
+
+
+async def test_tasks_started_after_stop_all_run_on(autojump_clock: trio.testing.MockClock) -> None:
+    endings = Endings()
+    async with open_task_manager() as manager:
+        for n in range(3):
+            await manager.start("parked", f"P{n}", "chat", plugin, on_terminal=endings.callback(f"P{n}"))
+        t0 = trio.current_time()
+        assert await manager.stop_all() == 3
+        assert manager.get_running_tasks() == []
+        handle = await manager.start("parked", "P0", "chat", plugin, on_terminal=endings.callback("again"))
+        await manager.start("sleeper", "S1", "chat", plugin, 2, on_terminal=endings.callback("S1"))
+        assert manager.get_running_tasks() == ["parked:P0", "sleeper:S1"]
+        assert not handle.is_cancelled
+        handle.notify("go")
+        await trio.sleep(5)
+    assert [endings.only(f"P{n}") for n in range(3)] == [Ended(BY_STOP_ALL, t0)] * 3
+    assert endings.only("again") == Ended(TaskCtl.success("went"), t0)
+    assert endings.only("S1") == Ended(TaskCtl.success("slept"), t0 + 2)
+
+
+async def test_a_second_stop_all_reaches_tasks_still_in_the_first_ones_grace(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endings = Endings()
+    seen: list[bool] = []
+    returned: list[tuple[str, int, float]] = []
+
+    async def stop_all(name: str, grace: float | None) -> None:
+        count = await manager.stop_all(grace=grace)
+        returned.append((name, count, trio.current_time()))
+
+    async with open_task_manager() as manager, trio.open_nursery() as nursery:
+        await manager.start("stubborn", "S1", "chat", plugin, seen, on_terminal=endings.callback("S1"))
+        t0 = trio.current_time()
+        nursery.start_soon(stop_all, "first", 60)
+        await trio.sleep(1)
+        await manager.start("stubborn", "S2", "chat", plugin, seen, on_terminal=endings.callback("S2"))
+        await trio.sleep(1)
+        nursery.start_soon(stop_all, "second", None)
+    assert endings.only("S1") == Ended(BY_STOP_ALL, t0 + 2)
+    assert endings.only("S2") == Ended(BY_STOP_ALL, t0 + 2)
+    assert sorted(returned) == [("first", 1, t0 + 2), ("second", 2, t0 + 2)]
+    assert seen == [True, True]
+
+
+async def test_is_cancelled_stays_true_for_stopped_tasks_only(autojump_clock: trio.testing.MockClock) -> None:
+    seen: list[bool] = []
+    async with open_task_manager() as manager:
+        finished = await manager.start("sleeper", "S1", "chat", plugin, 1)
+        stopped = await manager.start("stubborn", "S2", "chat", plugin, seen)
+        await trio.sleep(2)
+        assert not finished.is_cancelled
+        assert not stopped.is_cancelled
+        assert await manager.stop_all() == 1
+        assert stopped.is_cancelled, "stopped: stays True after the task has ended"
+        assert not finished.is_cancelled, "ended before the stop: was never cancelled"
+    assert seen == [True]
+
+
+async def test_close_stops_tasks_of_every_generation(autojump_clock: trio.testing.MockClock) -> None:
+    endings = Endings()
+    seen: list[bool] = []
+    async with open_task_manager() as manager:
+        await manager.start("stubborn", "S1", "chat", plugin, seen, on_terminal=endings.callback("S1"))
+        for n in range(3):
+            await manager.stop_all()
+            await manager.start("stubborn", f"T{n}", "chat", plugin, seen, on_terminal=endings.callback(f"T{n}"))
+        t0 = trio.current_time()
+    assert endings.only("S1") == Ended(BY_STOP_ALL, t0)
+    assert [endings.only(f"T{n}").ctl for n in range(2)] == [BY_STOP_ALL] * 2
+    assert endings.only("T2") == Ended(BY_CLOSE, t0)
+    assert manager._generations == [], "every generation's nursery has closed"
+
+
+async def test_ended_generations_are_let_go(autojump_clock: trio.testing.MockClock) -> None:
+    async with open_task_manager() as manager:
+        for n in range(50):
+            await manager.start("parked", f"P{n}", "chat", plugin)
+            assert await manager.stop_all() == 1
+        assert len(manager._generations) == 1, "only the current generation is open"
+        assert manager.get_state("parked", "P49") == BY_STOP_ALL
+
+
+async def test_a_scope_cancelled_around_the_manager_still_reports_each_task_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endings = Endings()
+    with trio.move_on_after(5) as outer:
+        async with open_task_manager() as manager:
+            await manager.start("parked", "P1", "chat", plugin, on_terminal=endings.callback("P1"))
+            await manager.stop_all()
+            await manager.start("parked", "P2", "chat", plugin, on_terminal=endings.callback("P2"))
+            await trio.sleep_forever()
+    assert outer.cancelled_caught, "the Cancelled reached the scope that was cancelled"
+    assert endings.only("P1").ctl == BY_STOP_ALL
+    assert endings.only("P2") == Ended(FROM_OUTSIDE, 5)
+    assert manager.get_state("parked", "P2").signal is TaskSignal.CANCEL
