@@ -139,5 +139,9 @@ async def test_a_scope_cancelled_around_the_manager_still_reports_each_task_once
             await trio.sleep_forever()
     assert outer.cancelled_caught, "the Cancelled reached the scope that was cancelled"
     assert endings.only("P1").ctl == BY_STOP_ALL
-    assert endings.only("P2") == Ended(FROM_OUTSIDE, 5)
+    ended = endings.only("P2")
+    assert ended.at == 5
+    # The outer cancel and the manager's close (which that cancel causes) reach P2 in the same
+    # scheduling batch, in either order; each names itself.
+    assert ended.ctl in (FROM_OUTSIDE, BY_CLOSE)
     assert manager.get_state("parked", "P2").signal is TaskSignal.CANCEL

@@ -207,8 +207,9 @@ class TaskManager:
         except TypeError as exc:
             raise TypeError(f"cannot start {task_type}:{task_id}: {exc}") from exc
         retrying = None if spec.retry is None else Retrying(spec.retry, spec.func, args, kwargs)
-        if self._subscriptions:
-            self._subscriptions.attach(handle)
+        subscriptions = self._subscriptions
+        if subscriptions.keyed or subscriptions.broad:
+            subscriptions.attach(handle)
         admission = Admission(handle, limits) if limits else None  # takes free slots now, or queues
         name = f"trio_tasks:{task_type}:{task_id}"
         handle._generation = self._generation
@@ -447,12 +448,6 @@ class TaskManager:
         if buffer is not None and buffer < 1:
             raise ValueError(f"buffer must be >= 1 (or None to keep every event), got {buffer!r}")
         return TaskEvents(self, matches, key, math.inf if buffer is None else buffer)
-
-    def _subscribe(self, events: TaskEvents) -> None:
-        self._subscriptions.subscribe(events, self._live)
-
-    def _unsubscribe(self, events: TaskEvents) -> None:
-        self._subscriptions.unsubscribe(events, self._live)
 
     # -- other threads ---------------------------------------------------------------
 

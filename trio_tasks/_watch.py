@@ -104,13 +104,15 @@ class TaskEvents:
         return f"<TaskEvents of {what}, {len(self._events)} waiting, {self.dropped} dropped>"
 
     async def __aenter__(self) -> TaskEvents:
-        self._manager._subscribe(self)
+        manager = self._manager
+        manager._subscriptions.subscribe(self, manager._live)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._manager._unsubscribe(self)
+        manager = self._manager
+        manager._subscriptions.unsubscribe(self, manager._live)
         self._close()
 
     def __aiter__(self) -> TaskEvents:
@@ -139,7 +141,11 @@ class TaskEvents:
         """Add an update (internal; synchronous, never blocks)."""
         if entry[1].signal is _PROGRESS:
             self._push_progress(entry)
-            return
+        else:
+            self._push_terminal(entry)
+
+    def _push_terminal(self, entry: Entry) -> None:
+        """Add a terminal update, never dropped; a watch of one task ends with it (internal)."""
         self._events.append(entry)
         if self._task_key is not None:
             self._closed = True
@@ -228,10 +234,11 @@ def publish(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
 class Subscriptions:
     """Which watchers follow which tasks (internal; one per task manager).
 
-    A watch of one task is kept by key, so that it finds the task when it
-    starts; the other watches are checked against each starting task. Each
-    running task keeps the list of its own watchers (``handle._watchers``),
-    so an update costs nothing without watchers and one list walk with them.
+    A watch of one task that is not running is kept by key until the task
+    starts, when that list becomes the task's own; the other watches are
+    checked against each starting task. Each running task keeps the list of
+    its own watchers (``handle._watchers``), so an update costs nothing
+    without watchers and one list walk with them.
     """
 
     __slots__ = ("broad", "closed", "keyed")
@@ -241,9 +248,6 @@ class Subscriptions:
         self.broad: list[TaskEvents] = []
         self.closed = False
 
-    def __bool__(self) -> bool:
-        return bool(self.keyed or self.broad)
-
     def subscribe(self, events: TaskEvents, live: dict[tuple[str, str], AsyncTaskHandle]) -> None:
         """Start feeding ``events``: the current state of each matching running task first."""
         if self.closed:
@@ -251,14 +255,14 @@ class Subscriptions:
             return
         key = events._task_key
         if key is not None:
-            watchers = self.keyed.get(key)
-            if watchers is None:
-                self.keyed[key] = [events]
-            else:
-                watchers.append(events)
             handle = live.get(key)
-            if handle is None:
-                return  # it gets its watchers when it starts
+            if handle is None:  # it joins the task's watchers when the task starts
+                watchers = self.keyed.get(key)
+                if watchers is None:
+                    self.keyed[key] = [events]
+                else:
+                    watchers.append(events)
+                return
             handles = [handle]
         else:
             self.broad.append(events)
@@ -282,6 +286,7 @@ class Subscriptions:
                 watchers.remove(events)
                 if not watchers:
                     del self.keyed[key]
+                return
             handle = live.get(key)
             handles = [] if handle is None else [handle]
         else:
@@ -293,20 +298,23 @@ class Subscriptions:
                 handle._watchers.remove(events)
 
     def attach(self, handle: AsyncTaskHandle) -> None:
-        """A task starts: give it the watchers that follow it."""
-        keyed = self.keyed.get(handle._key)
-        watchers = [] if keyed is None else keyed.copy()
+        """A task starts: the watches waiting for it become its watchers, with the other watches it matches."""
+        watchers = self.keyed.pop(handle._key, None)
         for events in self.broad:
             if events._matches is not None and events._matches(handle):
-                watchers.append(events)
-        if watchers:
+                if watchers is None:
+                    watchers = [events]
+                else:
+                    watchers.append(events)
+        if watchers is not None:
             handle._watchers = watchers
 
     def ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
         """A task has ended: its watchers get the terminal event; watches of that one task end."""
-        publish(handle, terminal)
+        entry: Entry = (handle, terminal, handle._manager._now(), "ended")
+        for events in handle._watchers or ():
+            events._push_terminal(entry)
         handle._watchers = None  # the history keeps the handle, not what its watchers buffer
-        self.keyed.pop(handle._key, None)
 
     def close(self) -> None:
         """Every task has ended: every watch ends once read."""
