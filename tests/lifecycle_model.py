@@ -33,7 +33,8 @@ from trio_tasks import TaskSignal
 Op = tuple[Any, ...]
 
 # Outside events: kind is one of "start", "notify", "cancel_wait", "cancel_all",
-# "cancel" (with grace), "stop_all" (with grace), "exit", "outer_cancel".
+# "cancel" (with grace), "stop_all" (with grace), "stop_chat" (stop_all(chat_key=chat_of(task),
+# grace)), "exit", "outer_cancel".
 
 DEADLINE_OFFSET = 1 / 512
 CALLBACK_OFFSET = 1 / 1024
@@ -300,9 +301,10 @@ class _Sim:
         alive = task is not None and task.alive
         if event.kind == "start":
             self.start(event.task, now)
-        elif event.kind == "stop_all":
+        elif event.kind in ("stop_all", "stop_chat"):
+            chat = None if event.kind == "stop_all" else chat_of(event.task)
             for other in sorted(self.alive(), key=lambda t: not t.queued):
-                if other.alive:
+                if other.alive and (chat is None or chat_of(other.index) == chat):
                     self.cancel(other, now, event.grace)
         elif not alive:
             return
@@ -389,6 +391,11 @@ def predict(scenario: Scenario) -> Prediction:
     if any(t.callback is not None for t in scenario.tasks) and len(finished) < len(outcomes):
         sim.notes.add("an async callback was cut off")
     return Prediction(outcomes, sim.rejected, finished, sim.interrupted, outer, sim.notes)
+
+
+def chat_of(task: int) -> str:
+    """The chat key task ``tN`` is started with: two chats, so that a filtered stop_all picks some of the tasks."""
+    return f"chat-{task % 2}"
 
 
 def phases(count: int) -> list[float]:

@@ -5,7 +5,7 @@ without timeouts, cooperative waits for a cancel request, raises, non-TaskCtl
 yields, terminal yields, early returns, KeyboardInterrupt), per-task deadlines
 and sync or async terminal callbacks, a concurrency limit (queue or reject), a
 retry policy, and outside events (start, notify, cancel_wait, cancel_all,
-cancel and stop_all with or without a grace period, manager exit with or
+cancel and stop_all (of every task, or of one chat) with or without a grace period, manager exit with or
 without a grace period, cancellation of a scope around the manager). Each
 scenario runs for real on a MockClock and must match :mod:`lifecycle_model`:
 every accepted start fires exactly one terminal callback, with the predicted
@@ -37,6 +37,7 @@ from lifecycle_model import (
     Scenario,
     TaskSetup,
     WatcherSetup,
+    chat_of,
     order,
     phases,
     predict,
@@ -120,7 +121,7 @@ _ending_ops = st.one_of(
 _rare = st.integers(0, 19).map(lambda n: n == 0)
 
 _event_kinds = st.sampled_from(
-    ["notify", "notify", "notify", "cancel_wait", "cancel_all", "cancel", "cancel", "stop_all", "exit"]
+    ["notify", "notify", "notify", "cancel_wait", "cancel_all", "cancel", "cancel", "stop_all", "stop_chat", "exit"]
 )
 _retries = st.one_of(
     st.none(),
@@ -167,7 +168,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     phase = phases(count + len(others) + 1)
     events = [Event(starts[i] + phase[i], "start", i) for i in range(count)]
     events += [
-        Event(when + phase[count + j], kind, task, key, grace if kind in ("cancel", "stop_all") else 0)
+        Event(when + phase[count + j], kind, task, key, grace if kind in ("cancel", "stop_all", "stop_chat") else 0)
         for j, (kind, task, key, when, grace) in enumerate(others)
     ]
     last = int(max(e.time for e in events)) + 1 + phase[-1]
@@ -255,7 +256,8 @@ async def _apply(
         timeout = None if setup.timeout is None else setup.timeout + DEADLINE_OFFSET
         try:
             await manager.start(
-                "script", task_id, "chat", plugin, setup.script, on_terminal=on_terminal, task_timeout=timeout
+                "script", task_id, chat_of(event.task), plugin, setup.script, on_terminal=on_terminal,
+                task_timeout=timeout,
             )
         except TooManyTasks:
             seen.rejected.add(event.task)
@@ -263,6 +265,8 @@ async def _apply(
         driver.start_soon(partial(manager.cancel, "script", task_id, grace=event.grace))
     elif event.kind == "stop_all":
         driver.start_soon(partial(manager.stop_all, grace=event.grace))
+    elif event.kind == "stop_chat":  # a filtered stop_all: each matching task's own scope, not the shared one
+        driver.start_soon(partial(manager.stop_all, chat_key=chat_of(event.task), grace=event.grace))
     elif (handle := manager.get_handle("script", task_id)) is not None:
         if event.kind == "notify":
             handle.notify(event.key, "value")
