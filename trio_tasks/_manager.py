@@ -26,7 +26,7 @@ from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
 from ._portal import TaskPortal
 from ._runner import Retrying, run_task
-from ._watch import Subscriptions, TaskEvents, event_filter
+from ._watch import Entry, Subscriptions, TaskEvents, event_filter
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -525,7 +525,7 @@ class TaskManager:
         key = handle._key
         del self._live[key]
         handle._state = terminal
-        handle._ended_at = self._now()
+        handle._ended_at = ended_at = self._now()
         handle._waits = handle._pending = None  # an ended task keeps no wait points nor kept values
         limit = self._history_limit
         if limit:
@@ -535,8 +535,12 @@ class TaskManager:
             history[key] = handle
             if len(history) > limit:
                 history.popitem(last=False)
-        if handle._watchers:
-            self._subscriptions.ended(handle, terminal)
+        watchers = handle._watchers
+        if watchers:  # each gets the terminal event; a watch of this one task ends with it
+            entry: Entry = (handle, terminal, ended_at, "ended")
+            for events in watchers:
+                events._push_terminal(entry)
+            handle._watchers = None  # the history keeps the handle, not what its watchers buffer
         callback = handle._on_terminal
         if callback is not None:
             handle._on_terminal = None  # called once; the history need not keep what it holds

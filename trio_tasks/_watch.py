@@ -309,13 +309,6 @@ class Subscriptions:
         if watchers is not None:
             handle._watchers = watchers
 
-    def ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
-        """A task has ended: its watchers get the terminal event; watches of that one task end."""
-        entry: Entry = (handle, terminal, handle._manager._now(), "ended")
-        for events in handle._watchers or ():
-            events._push_terminal(entry)
-        handle._watchers = None  # the history keeps the handle, not what its watchers buffer
-
     def close(self) -> None:
         """Every task has ended: every watch ends once read."""
         self.closed = True
