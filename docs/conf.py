@@ -2,8 +2,10 @@
 
 Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html``; run the
 examples written in the pages: ``python -m sphinx -W -b doctest docs docs/_build/doctest``.
-Only Sphinx's own extensions and the furo theme are used, and nothing needs the
-network (no intersphinx).
+Besides Sphinx's own extensions and the furo theme, myst-parser is used: it renders the
+one Markdown page, performance.md, which the benchmarks issue asks for as Markdown (so
+that GitHub shows its generated tables too); every other page is reStructuredText.
+Nothing needs the network (no intersphinx).
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
     "sphinx.ext.viewcode",
+    "myst_parser",
 ]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+myst_heading_anchors = 3  # a Markdown page links to its own sections: [Targets](#targets)
 
 exclude_patterns = ["_build", "examples"]
 root_doc = "index"
