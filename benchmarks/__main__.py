@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--size small|large] [--repeat N] [--only SCENARIO] [--json PATH]``."""
+"""``python -m benchmarks [--size small|large] [--repeat N] [--only SCENARIO] [--json PATH] [--write-into PAGE]``."""
 
 from __future__ import annotations
 
@@ -16,13 +16,25 @@ import trio_tasks
 from .common import SCENARIOS, SIZES, Sample
 from .harness import Series, run_suite, stderr_log
 from .profiling import profile
-from .report import Clock, render, rows, scaling_rows, to_json, write_json
+from .report import (
+    Clock,
+    MarkerError,
+    Row,
+    ScalingRow,
+    render,
+    replace_results,
+    rows,
+    scaling_rows,
+    to_json,
+    write_into,
+    write_json,
+)
 
 ONLY_CHOICES = (*SCENARIOS, "scaling")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line."""
+def make_parser() -> argparse.ArgumentParser:
+    """The command line's parser."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Benchmark trio_tasks against a bare-Trio floor and an asyncio reference.",
@@ -47,10 +59,59 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", metavar="IMPL", action="append", choices=("trio_tasks", "floor", "asyncio"),
                         help="instead of benchmarking, cProfile the timed spans of IMPL (repeatable) at the "
                              "largest size and print the top functions")
+    parser.add_argument("--write-into", metavar="PAGE",
+                        help="write the tables as Markdown into PAGE (docs/performance.md) between its two marker "
+                             "lines, leaving the rest of the page as it is: after a run as well as printing them, "
+                             "with --from-json instead of printing them")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, checked: for ``--write-into``, the page must already have its marker lines, so that a
+    long run does not end in an error."""
+    parser = make_parser()
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.write_into:
+        if args.profile:
+            parser.error("--write-into writes benchmark tables; --profile prints no tables")
+        problem = _write_into_problem(args.write_into)
+        if problem:
+            parser.error(problem)
     return args
+
+
+def _write_into_problem(path: str) -> str | None:
+    """Why the tables cannot be written into the page at ``path``, or None if they can."""
+    try:
+        with open(path, encoding="utf-8", newline="") as file:
+            replace_results(file.read(), "", path)
+    except OSError as error:
+        return f"--write-into: cannot read {path}: {error.strerror or error}"
+    except MarkerError as error:
+        return f"--write-into: {error}"
+    return None
+
+
+def write_results(path: str, table_rows: Sequence[Row], scaling: Sequence[ScalingRow], source: str) -> None:
+    """Write the tables as Markdown, the notes and ``source`` (which run they come from) between the marker lines
+    of the page at ``path``; a page that cannot be written exits with the parser's error (status 2)."""
+    results = f"{render(table_rows, scaling, markdown=True)}\n\n{source}"
+    try:
+        write_into(path, results)
+    except OSError as error:
+        make_parser().error(f"--write-into: cannot write {path}: {error.strerror or error}")
+    except MarkerError as error:
+        make_parser().error(f"--write-into: {error}")
+    stderr_log(f"benchmarks: wrote the tables into {path}")
+
+
+def _source(command: str | None, wall_seconds: float | None, library: str | None) -> str:
+    """The run the tables come from, as the last line of what ``--write-into`` writes."""
+    details = [f"{wall_seconds:.0f} s" if wall_seconds is not None else "", f"trio_tasks {library}" if library else ""]
+    run = f"the run `{command}`" if command else "a run"
+    return f"Tables of {run}: {', '.join(d for d in details if d) or 'no details recorded'}."
 
 
 def library_version() -> str:
@@ -83,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Clock.cpu = args.clock == "cpu"
     if args.from_json:
         series, data = load_series(args.from_json)
+        if args.write_into:
+            source = _source(data.get("command"), data.get("wall_seconds"), data.get("library"))
+            write_results(args.write_into, rows(series), scaling_rows(series), source)
+            return 0
         print(render(rows(series), scaling_rows(series), args.markdown, args.rst))
         print(f"\nFrom {args.from_json}: {data['command']}, {data['wall_seconds']:.1f} s, library {data['library']}")
         return 0
@@ -99,12 +164,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     table_rows, scaling = rows(series), scaling_rows(series)
     print(render(table_rows, scaling, args.markdown, args.rst))
     print(f"\nTotal wall time: {wall:.1f} s")
+    command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
+    library = library_version()
     if args.json:
-        meta = {"command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
+        meta = {"command": command,
                 "size": args.size, "sizes": list(sizes), "repeat": args.repeat, "memory_repeats": args.memory_repeats,
                 "scenarios": chosen,
-                "wall_seconds": wall, "library": library_version()}
+                "wall_seconds": wall, "library": library}
         write_json(args.json, to_json(series, table_rows, scaling, meta))
+    if args.write_into:
+        write_results(args.write_into, table_rows, scaling, _source(command, wall, library))
     return 0
 
 

@@ -17,6 +17,7 @@ import pytest
 from benchmarks.__main__ import main
 from benchmarks.common import PER_UPDATE, PROGRESS, PROGRESS_TASKS, SUCCESS, BenchmarkError, Terminals, check_watched
 from benchmarks.harness import IMPLEMENTATIONS
+from benchmarks.report import RESULTS_BEGIN, RESULTS_END, MarkerError, replace_results
 from trio_tasks import TaskCtl, TaskSignal
 
 TASKS = 10
@@ -105,3 +106,103 @@ def test_a_scenario_without_asyncio_shows_a_dash(tmp_path: Path, capsys: pytest.
         assert [t["baseline"] for t in row["targets"]] == ["floor"]
         assert "asyncio" not in row["ratios"]
     assert {s["scenario"] for s in data["scaling"]} == {"spawn_watched", "progress_watched"}
+
+
+# -- --write-into: the tables between the marker lines of a page -----------------------------------------------------
+
+PAGE_BEFORE = "# Performance\r\n\r\nMachine: µs and “quotes”, CRLF line ends, kept byte for byte.\r\n\r\n"
+PAGE_AFTER = "\nThe machine is shared and noisy.\n\n## Targets\n\nNo newline at the end"
+
+
+@pytest.fixture(scope="module")
+def bench_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The JSON of one tiny run of spawn (three implementations)."""
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    assert main(["--size", "tiny", "--repeat", "1", "--only", "spawn", "--json", str(path)]) == 0
+    return path
+
+
+def between_markers(text: str) -> str:
+    return text.split(RESULTS_BEGIN, 1)[1].split(RESULTS_END, 1)[0]
+
+
+def test_write_into_replaces_exactly_the_text_between_the_markers(
+    tmp_path: Path, bench_json: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "page.md"
+    stale = "| stale | table |\n\nold notes\n"
+    page.write_bytes(f"{PAGE_BEFORE}{RESULTS_BEGIN}\r\n{stale}{RESULTS_END}{PAGE_AFTER}".encode())
+    assert main(["--from-json", str(bench_json), "--markdown"]) == 0
+    markdown_rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert main(["--from-json", str(bench_json), "--write-into", str(page)]) == 0
+    written = page.read_bytes()
+    head, tail = f"{PAGE_BEFORE}{RESULTS_BEGIN}\r\n".encode(), f"{RESULTS_END}{PAGE_AFTER}".encode()
+    assert written.startswith(head)
+    assert written.endswith(tail)
+    results = written[len(head) : -len(tail)].decode()
+    assert "stale" not in results
+    assert "old notes" not in results
+    assert results.startswith("\n| scenario |")
+    assert results.endswith("\n\n")
+    assert [line for line in results.splitlines() if line.startswith("|")] == markdown_rows, "--markdown's tables"
+    assert "| spawn | 10 | throughput [k tasks/s] |" in results
+    assert "Tables of the run `python -m benchmarks --size tiny --repeat 1 --only spawn --json " in results
+    assert main(["--from-json", str(bench_json), "--write-into", str(page)]) == 0
+    assert page.read_bytes() == written, "writing the same tables again changes nothing"
+
+
+def test_write_into_after_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(f"Before\n{RESULTS_BEGIN}\n{RESULTS_END}\nAfter\n")
+    assert main(["--size", "tiny", "--repeat", "1", "--only", "spawn", "--write-into", str(page)]) == 0
+    assert "spawn" in capsys.readouterr().out, "the tables are printed too"
+    text = page.read_text()
+    assert text.startswith(f"Before\n{RESULTS_BEGIN}\n\n| scenario |")
+    assert text.endswith(f"\n\n{RESULTS_END}\nAfter\n")
+    assert "| spawn | 10 |" in between_markers(text)
+
+
+@pytest.mark.parametrize(
+    ("content", "missing"),
+    [
+        ("# A page without the markers\n", [RESULTS_BEGIN, RESULTS_END]),
+        (f"# Only the end marker\n{RESULTS_END}\n", [RESULTS_BEGIN]),
+        (f"# Only the begin marker\n{RESULTS_BEGIN}\n", [RESULTS_END]),
+    ],
+    ids=["none", "no-begin", "no-end"],
+)
+def test_a_page_without_a_marker_is_an_error_naming_page_and_marker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, missing: list[str]
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(content)
+    with pytest.raises(SystemExit) as exit_:  # checked before anything runs
+        main(["--size", "tiny", "--repeat", "1", "--only", "spawn", "--write-into", str(page)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "benchmarks: spawn" not in err, "nothing ran"
+    message = err.strip().splitlines()[-1]
+    assert str(page) in message
+    assert [marker for marker in (RESULTS_BEGIN, RESULTS_END) if marker in message] == missing
+    assert page.read_text() == content
+
+
+def test_write_into_a_page_that_does_not_exist_is_an_error_naming_it(
+    tmp_path: Path, bench_json: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "no-such-page.md"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--from-json", str(bench_json), "--write-into", str(page)])
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"cannot read {page}: No such file or directory" in message
+    assert not page.exists()
+
+
+def test_markers_twice_or_in_the_wrong_order_are_errors() -> None:
+    with pytest.raises(MarkerError, match=r"page\.md has the marker line <!-- benchmark results: begin .* 2 times"):
+        replace_results(f"{RESULTS_BEGIN}\n{RESULTS_BEGIN}\n{RESULTS_END}\n", "x", "page.md")
+    with pytest.raises(MarkerError, match=r"page\.md has the marker line <!-- benchmark results: end --> \(line 1\) "
+                                          r"before"):
+        replace_results(f"{RESULTS_END}\n{RESULTS_BEGIN}\n", "x", "page.md")
