@@ -206,3 +206,27 @@ def test_markers_twice_or_in_the_wrong_order_are_errors() -> None:
     with pytest.raises(MarkerError, match=r"page\.md has the marker line <!-- benchmark results: end --> \(line 1\) "
                                           r"before"):
         replace_results(f"{RESULTS_END}\n{RESULTS_BEGIN}\n", "x", "page.md")
+
+
+PERFORMANCE_PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+
+
+def test_the_performance_page_has_both_markers_with_tables_between() -> None:
+    text = PERFORMANCE_PAGE.read_text()
+    lines = text.splitlines()
+    assert lines.count(RESULTS_BEGIN) == 1
+    assert lines.count(RESULTS_END) == 1
+    assert lines.index(RESULTS_BEGIN) < lines.index(RESULTS_END)
+    assert "\n| scenario | size | metric | trio_tasks | floor | asyncio |" in between_markers(text)
+
+
+def test_write_into_a_copy_of_the_performance_page_keeps_all_but_the_tables(tmp_path: Path, bench_json: Path) -> None:
+    page = tmp_path / "performance.md"
+    original = PERFORMANCE_PAGE.read_bytes()
+    page.write_bytes(original)
+    assert main(["--from-json", str(bench_json), "--write-into", str(page)]) == 0
+    written = page.read_bytes()
+    head, tail = (original.split(marker.encode(), 1) for marker in (RESULTS_BEGIN, RESULTS_END))
+    assert written.startswith(head[0] + RESULTS_BEGIN.encode() + b"\n\n| scenario |")
+    assert written.endswith(b"\n\n" + RESULTS_END.encode() + tail[1])
+    assert "| spawn | 10 | throughput [k tasks/s] |" in between_markers(written.decode())
