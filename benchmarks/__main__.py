@@ -54,8 +54,6 @@ def make_parser() -> argparse.ArgumentParser:
                         help="tables from perf_counter wall time (default) or process CPU time (steadier when "
                              "other processes compete for the cores; both are always in the JSON)")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
-    parser.add_argument("--rst", action="store_true",
-                        help="print the tables as reStructuredText (for docs/benchmark_results.inc)")
     parser.add_argument("--profile", metavar="IMPL", action="append", choices=("trio_tasks", "floor", "asyncio"),
                         help="instead of benchmarking, cProfile the timed spans of IMPL (repeatable) at the "
                              "largest size and print the top functions")
@@ -148,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             source = _source(data.get("command"), data.get("wall_seconds"), data.get("library"))
             write_results(args.write_into, rows(series), scaling_rows(series), source)
             return 0
-        print(render(rows(series), scaling_rows(series), args.markdown, args.rst))
+        print(render(rows(series), scaling_rows(series), args.markdown))
         print(f"\nFrom {args.from_json}: {data['command']}, {data['wall_seconds']:.1f} s, library {data['library']}")
         return 0
     only = args.only or list(SCENARIOS)
@@ -162,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     series = run_suite(chosen, sizes, args.repeat, stderr_log, args.memory_repeats)
     wall = time.perf_counter() - began
     table_rows, scaling = rows(series), scaling_rows(series)
-    print(render(table_rows, scaling, args.markdown, args.rst))
+    print(render(table_rows, scaling, args.markdown))
     print(f"\nTotal wall time: {wall:.1f} s")
     command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
     library = library_version()

@@ -252,11 +252,10 @@ def _fmt(value: float) -> str:
 
 
 class Style:
-    """How tables are drawn: aligned text (the default), Markdown (``--markdown``) or reStructuredText
-    simple tables (``--rst``, for the Sphinx page docs/performance.rst)."""
+    """How tables are drawn: aligned text (the default) or Markdown (``--markdown``, and what ``--write-into``
+    writes into docs/performance.md)."""
 
     markdown = False
-    rst = False
 
 
 def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
@@ -269,10 +268,7 @@ def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in [header, *body]
     ]
-    rule = "  ".join(("=" if Style.rst else "-") * width for width in widths)
-    lines.insert(1, rule)
-    if Style.rst:  # a simple table: rules above the header, below it and at the end
-        lines = [rule, *lines, rule]
+    lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
 
@@ -358,12 +354,9 @@ median fraction of the span it took. Memory is tracemalloc: bytes still allocate
 (gc.collect() before and after), divided by N, from a separate traced run; times come from untraced runs."""
 
 
-def render(
-    table_rows: Sequence[Row], scaling: Sequence[ScalingRow], markdown: bool = False, rst: bool = False
-) -> str:
-    """The text report: main table, scaling table, floor variants, notes (tables in Markdown or reST if asked)."""
+def render(table_rows: Sequence[Row], scaling: Sequence[ScalingRow], markdown: bool = False) -> str:
+    """The text report: main table, scaling table, floor variants, notes (tables in Markdown if asked)."""
     Style.markdown = markdown
-    Style.rst = rst
     parts = [_main_table(table_rows)]
     if scaling:
         parts.append(_scaling_table(scaling))
