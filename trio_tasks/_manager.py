@@ -72,8 +72,8 @@ def _check_grace(grace: object) -> float:
 class TaskManager:
     """Runs background tasks inside one Trio nursery; the seed's global ``task`` API.
 
-    Get one from :func:`open_task_manager`. Every task runs as a child of the
-    manager's nursery in a cancel scope of its own, ends in exactly one
+    Get one from :func:`open_task_manager`. Every task runs in a nursery
+    the manager owns, in a cancel scope of its own, ends in exactly one
     terminal :class:`TaskCtl`, and cannot outlive the manager's block::
 
         async with open_task_manager() as manager:
