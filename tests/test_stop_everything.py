@@ -13,7 +13,7 @@ import trio
 import trio.testing
 from recording import Ended, Endings
 
-from trio_tasks import AsyncTaskHandle, Plugin, TaskCtl, TaskSignal, open_task_manager
+from trio_tasks import AsyncTaskHandle, ManagerClosed, Plugin, TaskCtl, TaskManager, TaskSignal, open_task_manager
 
 plugin = Plugin(name="StopEverything", module_name="stop_everything")
 
@@ -145,3 +145,44 @@ async def test_a_scope_cancelled_around_the_manager_still_reports_each_task_once
     # scheduling batch, in either order; each names itself.
     assert ended.ctl in (FROM_OUTSIDE, BY_CLOSE)
     assert manager.get_state("parked", "P2").signal is TaskSignal.CANCEL
+
+
+def test_a_start_racing_a_cancel_around_the_manager_is_refused_or_ends_cancel() -> None:
+    """A task outside the cancelled scope starts a task just as a cancel around the manager lands.
+
+    Trio runs each batch of tasks in random order, so across many runs the start comes both before
+    and after the manager has begun closing: it must then raise ManagerClosed, or start a task that
+    ends CANCEL exactly once, never find the tasks' nursery closed under it.
+    """
+    outcomes: list[str] = []
+
+    async def scenario() -> None:
+        ends: list[TaskCtl] = []
+        go = trio.Event()
+
+        async def start_late(manager: TaskManager) -> None:
+            await go.wait()
+            try:
+                await manager.start("parked", "late", "chat", plugin, on_terminal=ends.append)
+            except ManagerClosed:
+                outcomes.append("refused")
+            else:
+                outcomes.append("started")
+
+        async with trio.open_nursery() as outside:
+            with trio.CancelScope() as outer:
+                async with open_task_manager() as manager:
+                    outside.start_soon(start_late, manager)
+                    await trio.sleep(0)
+                    outer.cancel()
+                    go.set()
+                    await trio.sleep_forever()
+        if outcomes[-1] == "started":
+            assert [ctl.signal for ctl in ends] == [TaskSignal.CANCEL]
+        else:
+            assert ends == []
+
+    for _ in range(100):
+        trio.run(scenario)
+    assert len(outcomes) == 100
+    assert set(outcomes) == {"refused", "started"}, "both orders happened"

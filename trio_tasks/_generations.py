@@ -24,15 +24,17 @@ class Generation:
     cancels that task's own scope instead.
     """
 
-    __slots__ = ("ended", "nursery", "stop_ctl")
+    __slots__ = ("_hold", "closing", "ended", "nursery", "stop_ctl")
 
     def __init__(self) -> None:
         self.nursery: trio.Nursery | None = None
+        self._hold = trio.CancelScope(shield=True)  # keeps the nursery open until stop()
         self.ended = trio.Event()  # set once the nursery has closed: every task in it has ended
         self.stop_ctl: TaskCtl | None = None  # the CANCEL its tasks report, once stopped
+        self.closing = False  # no task may start in it any more
 
     async def run(self, live: list[Generation], *, task_status: trio.TaskStatus[None]) -> None:
-        """Hold the nursery open until :meth:`cancel`; start with ``root.start(generation.run, live)``.
+        """Hold the nursery open until :meth:`stop` or :meth:`release`; start with ``root.start(generation.run, live)``.
 
         ``live`` is the manager's list of generations not yet ended: this one
         is in it from when it has started until its last task has ended.
@@ -42,7 +44,10 @@ class Generation:
                 self.nursery = nursery
                 live.append(self)
                 task_status.started()
-                await trio.sleep_forever()
+                # Shielded: a cancel around the manager cancels the tasks but must not close the
+                # nursery to the starts that may still come before the manager's close stops it.
+                with self._hold:
+                    await trio.sleep_forever()
         finally:
             if self in live:
                 live.remove(self)
@@ -57,3 +62,14 @@ class Generation:
             self.stop_ctl = ctl
         assert self.nursery is not None
         self.nursery.cancel_scope.cancel()
+        self.release()
+
+    def release(self) -> None:
+        """Let the nursery close once its tasks have ended; no task may start in it any more.
+
+        A task's runner calls this before an exception leaves the task (a
+        KeyboardInterrupt, a group that is not only Cancelled): Trio has then
+        cancelled the nursery, and the exception must reach the manager's block.
+        """
+        self.closing = True
+        self._hold.cancel()

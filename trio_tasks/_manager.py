@@ -178,7 +178,8 @@ class TaskManager:
             ManagerClosed: the manager's block has ended.
         """
         await _checkpoint_if_cancelled()
-        if self._closed:
+        generation = self._generation
+        if self._closed or generation is None or generation.closing:
             raise ManagerClosed(f"cannot start {task_type}:{task_id}: the task manager has closed")
         key = _key(task_type, task_id)
         if chat_key.__class__ is not str:
@@ -212,7 +213,7 @@ class TaskManager:
             subscriptions.attach(handle)
         admission = Admission(handle, limits) if limits else None  # takes free slots now, or queues
         name = f"trio_tasks:{task_type}:{task_id}"
-        handle._generation = self._generation
+        handle._generation = generation
         self._tasks.start_soon(run_task, handle, _current_task(), admission, task_timeout, retrying, name=name)
         self._live[key] = handle
         # Park until the runner has begun (it reschedules us first thing): when

@@ -134,6 +134,7 @@ async def run_task(
         if not isinstance(exc, BaseExceptionGroup):
             if terminal is None:
                 terminal = _interrupted(handle, exc, timeout)
+            _escaping(handle)
             raise  # nothing else here refers to the exception: no cycle through this frame for the GC
         failure, rest = exc.split(Exception)
         if terminal is None:
@@ -141,6 +142,8 @@ async def run_task(
         elif failure is not None:
             _log_cleanup_error(handle, failure)
         try:
+            if rest is not None:
+                _escaping(handle)
             if rest is exc:
                 raise
             if rest is not None:
@@ -163,6 +166,12 @@ async def run_task(
             # Still suspended at a yield: the runner itself failed between two steps. Close it anyway.
             with trio.CancelScope(shield=True):
                 await body.aclose()
+
+
+def _escaping(handle: AsyncTaskHandle) -> None:
+    """An exception is about to leave the task: let its nursery close, so that it reaches the manager's block."""
+    if handle._generation is not None:
+        handle._generation.release()
 
 
 async def _wait_for_slots(handle: AsyncTaskHandle, admission: Admission) -> None:
