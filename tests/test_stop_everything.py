@@ -7,6 +7,7 @@ what ``is_cancelled`` says, and that nothing is left behind.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 
 import trio
@@ -14,6 +15,7 @@ import trio.testing
 from recording import Ended, Endings
 
 from trio_tasks import AsyncTaskHandle, ManagerClosed, Plugin, TaskCtl, TaskManager, TaskSignal, open_task_manager
+from trio_tasks._generations import Generation
 
 plugin = Plugin(name="StopEverything", module_name="stop_everything")
 
@@ -118,13 +120,20 @@ async def test_close_stops_tasks_of_every_generation(autojump_clock: trio.testin
     assert manager._generations == [], "every generation's nursery has closed"
 
 
+def _generations_alive() -> int:
+    gc.collect()
+    return sum(isinstance(thing, Generation) for thing in gc.get_objects())
+
+
 async def test_ended_generations_are_let_go(autojump_clock: trio.testing.MockClock) -> None:
     async with open_task_manager() as manager:
+        before = _generations_alive()
         for n in range(50):
             await manager.start("parked", f"P{n}", "chat", plugin)
             assert await manager.stop_all() == 1
         assert len(manager._generations) == 1, "only the current generation is open"
         assert manager.get_state("parked", "P49") == BY_STOP_ALL
+        assert _generations_alive() == before, "the history's handles do not keep their generation alive"
 
 
 async def test_a_scope_cancelled_around_the_manager_still_reports_each_task_once(

@@ -528,6 +528,7 @@ class TaskManager:
         handle._state = terminal
         handle._ended_at = ended_at = self._now()
         handle._waits = handle._pending = None  # an ended task keeps no wait points nor kept values
+        handle._generation = None  # nor the nursery it ran in (is_cancelled no longer needs it)
         limit = self._history_limit
         if limit:
             history = self._history
