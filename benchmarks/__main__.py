@@ -13,7 +13,7 @@ from typing import Any
 
 import trio_tasks
 
-from .common import SCENARIOS, SIZES, Sample
+from .common import SCENARIOS, SIZES, Sample, default_repeats
 from .harness import Series, run_suite, stderr_log
 from .profiling import profile
 from .report import (
@@ -41,7 +41,8 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--size", choices=sorted(SIZES), default="small",
                         help="small: 1k and 10k tasks (default); large: also 100k; tiny: smoke test only")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of each implementation per size (default 5)")
+    parser.add_argument("--repeat", type=int,
+                        help="runs of each implementation per size (default: 7 at 1k and 10k tasks, 3 at 100k)")
     parser.add_argument("--only", choices=ONLY_CHOICES, action="append",
                         help="run only this scenario (repeatable); 'scaling' means spawn and stop_all")
     parser.add_argument("--memory-repeats", type=int, default=1, metavar="N",
@@ -69,7 +70,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     long run does not end in an error."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    if args.repeat < 1:
+    if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.write_into:
         if args.profile:
@@ -156,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(profile(chosen, sizes[-1], args.profile))
         return 0
     began = time.perf_counter()
-    stderr_log(f"benchmarks: {', '.join(chosen)} at sizes {sizes}, {args.repeat} repeat(s)")
+    repeats = [default_repeats(size) if args.repeat is None else args.repeat for size in sizes]
+    stderr_log(f"benchmarks: {', '.join(chosen)} at sizes {sizes}, {repeats} repeat(s)")
     series = run_suite(chosen, sizes, args.repeat, stderr_log, args.memory_repeats)
     wall = time.perf_counter() - began
     table_rows, scaling = rows(series), scaling_rows(series)
@@ -166,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     library = library_version()
     if args.json:
         meta = {"command": command,
-                "size": args.size, "sizes": list(sizes), "repeat": args.repeat, "memory_repeats": args.memory_repeats,
+                "size": args.size, "sizes": list(sizes), "repeat": args.repeat, "repeats": repeats,
+                "memory_repeats": args.memory_repeats,
                 "scenarios": chosen,
                 "wall_seconds": wall, "library": library}
         write_json(args.json, to_json(series, table_rows, scaling, meta))

@@ -26,6 +26,7 @@ __all__ = [
     "PROGRESS_TASKS",
     "SCENARIOS",
     "SIZES",
+    "default_repeats",
     "SUCCESS",
     "WAIT_KEY",
     "WATCH_BUFFER",
@@ -59,6 +60,15 @@ SIZES: dict[str, tuple[int, ...]] = {
     "large": (1_000, 10_000, 100_000),
 }
 """Task counts per ``--size``. For ``progress`` a size is the updates per task (of PROGRESS_TASKS tasks)."""
+
+
+def default_repeats(size: int) -> int:
+    """Repeats per implementation at ``size`` when ``--repeat`` is not given.
+
+    Short spans are the noisiest and cheapest, long ones the reverse: 7 repeats up to 10k, 3 at 100k. This keeps
+    ``python -m benchmarks --size large`` under the issue's 10 minutes on a 2-core machine (about 8).
+    """
+    return 7 if size <= 10_000 else 3
 
 PROGRESS_TASKS = 100
 CHAT_KEY = "bench-chat"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import asyncio_ref, floor, floor_watched, scenarios
-from .common import Sample
+from .common import Sample, default_repeats
 
 __all__ = ["IMPLEMENTATIONS", "MAIN", "Series", "run_suite"]
 
@@ -100,11 +100,13 @@ class Series:
 def run_suite(
     chosen: Iterable[str],
     sizes: Iterable[int],
-    repeat: int,
+    repeat: int | None,
     log: Callable[[str], object] = print,
     memory_repeats: int = 1,
 ) -> list[Series]:
     """Run every chosen scenario at every size, ``repeat`` times, implementations interleaved.
+
+    With ``repeat=None`` each size runs :func:`~benchmarks.common.default_repeats` times.
 
     Idle memory (a second, traced run) is measured in the first ``memory_repeats`` repeats only:
     tracemalloc's count is deterministic here, and the traced run is the slowest part of the suite.
@@ -114,12 +116,13 @@ def run_suite(
         impls = IMPLEMENTATIONS[scenario]
         for size in sizes:
             series = {name: Series(scenario, size, name) for name in impls}
-            for r in range(repeat):
+            repeats = default_repeats(size) if repeat is None else repeat
+            for r in range(repeats):
                 for name, runner in impls.items():
                     gc.collect()
                     kwargs = {"trace": r < memory_repeats} if scenario == "idle" else {}
                     series[name].samples.append(runner(size, **kwargs))
-                log(f"  {scenario} size={size} repeat {r + 1}/{repeat}: " + ", ".join(
+                log(f"  {scenario} size={size} repeat {r + 1}/{repeats}: " + ", ".join(
                     f"{name} {series[name].samples[-1].seconds * 1e3:.1f} ms" for name in impls
                 ))
             results.extend(series.values())

@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import main
-from benchmarks.common import PER_UPDATE, PROGRESS, PROGRESS_TASKS, SUCCESS, BenchmarkError, Terminals, check_watched
+from benchmarks.common import (
+    PER_UPDATE,
+    PROGRESS,
+    PROGRESS_TASKS,
+    SIZES,
+    SUCCESS,
+    BenchmarkError,
+    Terminals,
+    check_watched,
+    default_repeats,
+)
 from benchmarks.harness import IMPLEMENTATIONS
 from benchmarks.report import RESULTS_BEGIN, RESULTS_END, MarkerError, replace_results
 from trio_tasks import TaskCtl, TaskSignal
@@ -87,6 +97,16 @@ def test_the_command_writes_a_table_and_json(tmp_path: Path, capsys: pytest.Capt
     }
     assert all(len(s["repeats"]) == 1 for s in data["series"])
     assert {row["scenario"] for row in data["rows"]} == {"spawn", "stop_all"}
+
+
+def test_without_repeat_short_spans_repeat_more_than_long_ones(tmp_path: Path) -> None:
+    """The default keeps ``--size large`` within the issue's 10 minutes: 7 repeats up to 10k tasks, 3 at 100k."""
+    assert [default_repeats(size) for size in SIZES["large"]] == [7, 7, 3]
+    out = tmp_path / "bench.json"
+    assert main(["--size", "tiny", "--only", "spawn", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["repeats"] == [7, 7]
+    assert all(len(s["repeats"]) == 7 for s in data["series"])
 
 
 def test_a_scenario_without_asyncio_shows_a_dash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
