@@ -26,8 +26,9 @@ class Generation:
 
     __slots__ = ("_hold", "closing", "ended", "nursery", "stop_ctl")
 
+    nursery: trio.Nursery  # set by run(), before the generation is handed over
+
     def __init__(self) -> None:
-        self.nursery: trio.Nursery | None = None
         self._hold = trio.CancelScope(shield=True)  # keeps the nursery open until stop()
         self.ended = trio.Event()  # set once the nursery has closed: every task in it has ended
         self.stop_ctl: TaskCtl | None = None  # the CANCEL its tasks report, once stopped
@@ -60,7 +61,6 @@ class Generation:
         """
         if self.stop_ctl is None:
             self.stop_ctl = ctl
-        assert self.nursery is not None
         self.nursery.cancel_scope.cancel()
         self.release()
 

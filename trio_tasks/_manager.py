@@ -95,7 +95,6 @@ class TaskManager:
         self._root = nursery
         self._generations: list[Generation] = []  # those not yet ended; the last one is the current
         self._generation: Generation | None = None  # where tasks start; opened by _open
-        self._tasks: trio.Nursery = nursery  # the current generation's nursery
         self._now = trio.lowlevel.current_clock().current_time
         self._on_agent_notice = on_agent_notice
         self._grace_period = grace_period
@@ -214,7 +213,7 @@ class TaskManager:
         admission = Admission(handle, limits) if limits else None  # takes free slots now, or queues
         name = f"trio_tasks:{task_type}:{task_id}"
         handle._generation = generation
-        self._tasks.start_soon(run_task, handle, _current_task(), admission, task_timeout, retrying, name=name)
+        generation.nursery.start_soon(run_task, handle, _current_task(), admission, task_timeout, retrying, name=name)
         self._live[key] = handle
         # Park until the runner has begun (it reschedules us first thing): when
         # start returns, the body has run up to its first blocking checkpoint.
@@ -517,8 +516,7 @@ class TaskManager:
         """Open a generation in the manager's nursery; tasks start in it from now on."""
         generation = Generation()
         await self._root.start(generation.run, self._generations)
-        assert generation.nursery is not None
-        self._generation, self._tasks = generation, generation.nursery
+        self._generation = generation
         return generation
 
     def _task_ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
