@@ -357,10 +357,7 @@ class TaskManager:
         ended = Countdown(handles)
         try:
             if grace and handles:
-                for handle in handles:
-                    self._ask(handle, ctl)
-                with trio.move_on_after(grace):
-                    await ended.event.wait()
+                await self._allow_grace(handles, ended, ctl, grace)
         finally:
             for handle in handles:
                 self._cancel_now(handle, ctl)
@@ -382,17 +379,20 @@ class TaskManager:
         try:
             if grace and count:
                 handles = list(self._live.values())
-                ended = Countdown(handles)
-                for handle in handles:
-                    self._ask(handle, ctl)
-                with trio.move_on_after(grace):
-                    await ended.event.wait()
+                await self._allow_grace(handles, Countdown(handles), ctl, grace)
         finally:
             for generation in older:
                 generation.stop(ctl)
         for generation in older:
             await generation.ended.wait()
         return count
+
+    async def _allow_grace(self, handles: list[AsyncTaskHandle], ended: Countdown, ctl: TaskCtl, grace: float) -> None:
+        """Ask ``handles`` to stop and give them up to ``grace`` seconds to end on their own (``ended`` counts them)."""
+        for handle in handles:
+            self._ask(handle, ctl)
+        with trio.move_on_after(grace):
+            await ended.event.wait()
 
     def _ask(self, handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
         """Ask a task to stop; one with no body running (queued, or between retries) is cancelled at once."""
