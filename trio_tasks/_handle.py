@@ -28,6 +28,9 @@ _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 _reschedule = trio.lowlevel.reschedule
 _ABORT_SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
 
+ENDED_SCOPE = trio.CancelScope()
+"""The cancel scope an ended task's handle holds instead of its own, which it lets go (internal)."""
+
 
 @final
 @attrs.frozen
@@ -124,11 +127,10 @@ class AsyncTaskHandle:
     _key: tuple[str, str]
     _on_terminal: Any
     _started_at: float
-    _body: Any = None
+    _body: Any = None  # the running body; None once it has ended (and between two attempts of a retry policy)
     _ended_at: float | None = None
     _state: TaskCtl | None = None
     _queued: bool = False  # waiting for a concurrency slot; the body has not begun
-    _backing_off: bool = False  # between two attempts of a retry policy; no body is running
     _cancel_asked: bool = False  # is_cancelled: a cancel was requested (maybe with a grace period)
     _cancel_event: trio.Event | None = None  # made by the first cancel_requested() that has to wait
     _cancel_ctl: TaskCtl | None = None  # the CANCEL to report: set when the manager cancels the scope itself

@@ -20,7 +20,7 @@ from ._errors import ManagerClosed, TaskAlreadyRunning
 from ._facade import bind_manager, unbind_manager
 from ._generations import Generation
 from ._groups import Countdown, Filter
-from ._handle import AgentNotice, AsyncTaskHandle
+from ._handle import ENDED_SCOPE, AgentNotice, AsyncTaskHandle
 from ._info import TaskInfo, info_of
 from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
@@ -59,6 +59,12 @@ def _key(task_type: str, task_id: str) -> Key:
         check_str("task_type", task_type)
         check_str("task_id", task_id)
     return (task_type, task_id)
+
+
+def _check_ids(task_type: object, task_id: object, chat_key: object) -> None:
+    check_str("task_type", task_type)
+    check_str("task_id", task_id)
+    check_str("chat_key", chat_key)
 
 
 def _check_grace(grace: object) -> float:
@@ -178,14 +184,14 @@ class TaskManager:
         """
         await _checkpoint_if_cancelled()
         generation = self._generation
-        if self._closed or generation is None or generation.closing:
+        if generation is None or generation.closing:  # None once the manager is closing
             raise ManagerClosed(f"cannot start {task_type}:{task_id}: the task manager has closed")
-        key = _key(task_type, task_id)
-        if chat_key.__class__ is not str:
-            check_str("chat_key", chat_key)
+        if task_type.__class__ is not str or task_id.__class__ is not str or chat_key.__class__ is not str:
+            _check_ids(task_type, task_id, chat_key)
         if plugin.__class__ is not Plugin:
             raise TypeError(f"plugin must be a trio_tasks.Plugin, got {plugin!r}")
         spec = plugin._specs.get(task_type) or plugin._spec(task_type)
+        key = (task_type, task_id)
         if key in self._live:
             raise TaskAlreadyRunning(
                 f"task {task_type}:{task_id} is already running; "
@@ -193,32 +199,53 @@ class TaskManager:
             )
         if on_terminal is not None and not callable(on_terminal):
             raise TypeError(f"on_terminal must be a callable taking the terminal TaskCtl, got {on_terminal!r}")
-        if task_timeout is not None:
-            check_number("task_timeout", task_timeout, low_ok=False, inf_ok=True, unit=" seconds")
-        limits = _NO_LIMITS if spec.max_concurrent is None and self._limit is None else self._limits_for(spec)
-        for limiter in limits:
-            limiter.check(task_type, task_id)
+        plain = spec.plain and task_timeout is None and self._limit is None  # no option to apply: the usual start
+        limits = _NO_LIMITS if plain else self._apply_options(spec, task_id, chat_key, task_timeout, args, kwargs)
         handle = AsyncTaskHandle(task_type, task_id, chat_key, plugin, self, key, on_terminal, self._now())
-        for name, covered in spec.fills:
-            if name not in kwargs and (covered is None or len(args) < covered):
-                kwargs[name] = task_id if name == "task_id" else chat_key
         try:
             handle._body = spec.func(handle, *args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"cannot start {task_type}:{task_id}: {exc}") from exc
-        retrying = None if spec.retry is None else Retrying(spec.retry, spec.func, args, kwargs)
         subscriptions = self._subscriptions
         if subscriptions.keyed or subscriptions.broad:
             subscriptions.attach(handle)
-        admission = Admission(handle, limits) if limits else None  # takes free slots now, or queues
-        name = f"trio_tasks:{task_type}:{task_id}"
         handle._generation = generation
-        generation.nursery.start_soon(run_task, handle, _current_task(), admission, task_timeout, retrying, name=name)
+        name = f"trio_tasks:{task_type}:{task_id}"
+        if plain:
+            generation.nursery.start_soon(run_task, handle, _current_task(), name=name)
+        else:
+            retrying = None if spec.retry is None else Retrying(spec.retry, spec.func, args, kwargs)
+            admission = Admission(handle, limits) if limits else None  # takes free slots now, or queues
+            generation.nursery.start_soon(
+                run_task, handle, _current_task(), admission, task_timeout, retrying, name=name
+            )
         self._live[key] = handle
         # Park until the runner has begun (it reschedules us first thing): when
         # start returns, the body has run up to its first blocking checkpoint.
         await _wait_task_rescheduled(_refuse_abort)
         return handle
+
+    def _apply_options(
+        self,
+        spec: TaskSpec,
+        task_id: str,
+        chat_key: str,
+        task_timeout: float | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> tuple[Limiter, ...]:
+        """The options part of ``start``: check ``task_timeout`` and the limits (raising as ``start``
+        documents), fill the body's ``task_id``/``chat_key`` parameters into ``kwargs``, and return
+        the limits the task counts against."""
+        if task_timeout is not None:
+            check_number("task_timeout", task_timeout, low_ok=False, inf_ok=True, unit=" seconds")
+        limits = _NO_LIMITS if spec.max_concurrent is None and self._limit is None else self._limits_for(spec)
+        for limiter in limits:
+            limiter.check(spec.task_type, task_id)
+        for name, covered in spec.fills:
+            if name not in kwargs and (covered is None or len(args) < covered):
+                kwargs[name] = task_id if name == "task_id" else chat_key
+        return limits
 
     # -- looking ---------------------------------------------------------------
 
@@ -397,7 +424,7 @@ class TaskManager:
     def _ask(self, handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
         """Ask a task to stop; one with no body running (queued, or between retries) is cancelled at once."""
         handle._ask_cancel()
-        if handle._queued or handle._backing_off:
+        if handle._queued or handle._body is None:
             self._cancel_now(handle, ctl)
 
     def _cancel_now(self, handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
@@ -527,6 +554,7 @@ class TaskManager:
         handle._ended_at = ended_at = self._now()
         handle._waits = handle._pending = None  # an ended task keeps no wait points nor kept values
         handle._generation = None  # nor the nursery it ran in (is_cancelled no longer needs it)
+        handle._scope = ENDED_SCOPE  # nor its cancel scope
         limit = self._history_limit
         if limit:
             history = self._history
@@ -560,6 +588,7 @@ class TaskManager:
         """End of the manager's block: refuse new starts, ask running tasks to stop,
         allow the grace period, cancel the rest, then the same for async callbacks."""
         self._closed = True
+        self._generation = None  # start refuses from now on
         grace = self._grace_period
         try:
             await self._stop_everything(_CLOSED, grace)

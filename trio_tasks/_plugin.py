@@ -38,7 +38,9 @@ class TaskSpec:
 
     ``fills`` lists the body's parameters that ``start`` may fill, each with
     the number of positional arguments after the handle that would already
-    cover it (``None`` for keyword-only parameters).
+    cover it (``None`` for keyword-only parameters). ``plain`` is True when
+    the type has none of these options (no fills, no limit, no retry), so
+    that ``start`` may skip them.
     """
 
     task_type: str
@@ -48,6 +50,11 @@ class TaskSpec:
     max_concurrent: int | None = None
     on_limit: OnLimit = "queue"
     retry: RetryPolicy | None = None
+    plain: bool = attrs.field(init=False)
+
+    @plain.default
+    def _no_options(self) -> bool:
+        return not self.fills and self.max_concurrent is None and self.retry is None
 
 
 def check_limit(max_concurrent: object, on_limit: object) -> None:

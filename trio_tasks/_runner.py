@@ -92,6 +92,7 @@ async def run_task(
                 try:
                     if body.__class__ is not AsyncGeneratorType:
                         terminal = _returned(await body)
+                        handle._body = None
                     else:
                         # Between two steps of the body: synchronous bookkeeping only (invariant 2).
                         async for item in body:
@@ -115,6 +116,7 @@ async def run_task(
                         # A body that raised has finished already: only one that yielded its
                         # terminal is still open. Its finally blocks run now, inside the scope.
                         await body.aclose()
+                        handle._body = None
                     break
                 except Exception as exc:
                     if terminal is not None or retrying is None or not _retries(handle, retrying.policy, attempt, exc):
@@ -151,8 +153,9 @@ async def run_task(
         finally:
             failure = rest = None  # the traceback keeps this frame alive: let go of the exceptions
     finally:
-        body = handle._body
-        handle._body = None
+        body = handle._body  # None once the body has ended normally (or between two attempts)
+        if body is not None:
+            handle._body = None
         if admission is not None:
             admission.release()
         if terminal is None:
@@ -160,12 +163,13 @@ async def run_task(
         if retrying is not None:
             terminal = attrs.evolve(terminal, attempt=attempt)
         manager._task_ended(handle, terminal)
-        if body.__class__ is CoroutineType:
-            body.close()  # a body that never began (cancelled while queued): no "never awaited" warning
-        elif body is not None and body.ag_frame is not None:
-            # Still suspended at a yield: the runner itself failed between two steps. Close it anyway.
-            with trio.CancelScope(shield=True):
-                await body.aclose()
+        if body is not None:
+            if body.__class__ is CoroutineType:
+                body.close()  # a body that never began (cancelled while queued): no "never awaited" warning
+            elif body.ag_frame is not None:
+                # Still suspended at a yield: the runner itself failed between two steps. Close it anyway.
+                with trio.CancelScope(shield=True):
+                    await body.aclose()
 
 
 def _escaping(handle: AsyncTaskHandle) -> None:
@@ -206,11 +210,8 @@ async def _back_off(handle: AsyncTaskHandle, retrying: Retrying, attempt: int, e
     )
     message = f"Attempt {attempt} of {policy.attempts} failed: {error}; retrying in {delay:g}s"
     report(handle, TaskCtl(_PROGRESS, message, None, 0, attempt + 1))
-    handle._backing_off = True  # a cancel request now cancels at once: no body is running
-    try:
-        await trio.sleep(delay)
-    finally:
-        handle._backing_off = False
+    handle._body = None  # no body is running: a cancel request now cancels at once
+    await trio.sleep(delay)
     handle._body = retrying.func(handle, *retrying.args, **retrying.kwargs)
 
 
