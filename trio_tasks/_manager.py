@@ -110,7 +110,7 @@ class TaskManager:
         self._live: dict[Key, AsyncTaskHandle] = {}
         self._history: OrderedDict[Key, AsyncTaskHandle] = OrderedDict()
         self._callbacks = CallbackNursery()
-        self._subscriptions = Subscriptions()
+        self._subscriptions = Subscriptions(self._live)
         self._closed = False
         self._notice_send, self._notice_recv = trio.open_memory_channel[AgentNotice](NOTICE_BUFFER)
 
@@ -466,9 +466,11 @@ class TaskManager:
             TypeError: a filter is not a str, or ``task_id`` is given without ``task_type``.
             ValueError: ``buffer`` is not None or an int >= 1.
         """
-        one_task = task_type.__class__ is str and task_id.__class__ is str and chat_key is None
-        if one_task and buffer.__class__ is int and buffer >= 1:
-            return TaskEvents(self, None, (task_type, task_id), buffer)  # type: ignore[arg-type]  # the usual watch
+        if (  # the usual watch, of one task: checked the short way
+            chat_key is None and task_id.__class__ is str and task_type.__class__ is str
+            and buffer.__class__ is int and buffer >= 1
+        ):
+            return TaskEvents(self, None, (task_type, task_id), buffer)
         matches, key = event_filter(task_type, task_id, chat_key)
         if buffer is not None and (isinstance(buffer, bool) or not isinstance(buffer, int)):
             raise TypeError(f"buffer must be None or an int >= 1, got {buffer!r}")

@@ -76,10 +76,7 @@ class TaskEvents:
         dropped: how many progress events this watcher has dropped so far.
     """
 
-    __slots__ = (
-        "_buffer", "_closed", "_events", "_lot", "_manager", "_matches", "_progress", "_readers", "_task_key",
-        "dropped",
-    )  # fmt: skip
+    __slots__ = ("_buffer", "_closed", "_events", "_lot", "_manager", "_matches", "_progress", "_task_key", "dropped")
 
     def __init__(
         self,
@@ -96,23 +93,20 @@ class TaskEvents:
         self._events: deque[Entry] = deque()
         self._progress = 0  # progress events in _events
         self._closed = False
-        self._lot: trio.lowlevel.ParkingLot | None = None  # made when a reader first has to wait
-        self._readers = 0  # readers parked in the lot
+        self._lot: trio.lowlevel.ParkingLot | None = None  # readers waiting for an event; None when none waits
 
     def __repr__(self) -> str:
         what = "all tasks" if self._task_key is None else ":".join(self._task_key)
         return f"<TaskEvents of {what}, {len(self._events)} waiting, {self.dropped} dropped>"
 
     async def __aenter__(self) -> TaskEvents:
-        manager = self._manager
-        manager._subscriptions.subscribe(self, manager._live)
+        self._manager._subscriptions.subscribe(self)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        manager = self._manager
-        manager._subscriptions.unsubscribe(self, manager._live)
+        self._manager._subscriptions.unsubscribe(self)
         self._close()
 
     def __aiter__(self) -> TaskEvents:
@@ -122,14 +116,11 @@ class TaskEvents:
         if self._events or self._closed:
             await trio.lowlevel.checkpoint()
         else:
-            if self._lot is None:
-                self._lot = trio.lowlevel.ParkingLot()
             while not (self._events or self._closed):
-                self._readers += 1
-                try:
-                    await self._lot.park()
-                finally:
-                    self._readers -= 1
+                lot = self._lot
+                if lot is None:
+                    lot = self._lot = trio.lowlevel.ParkingLot()
+                await lot.park()
         if not self._events:
             raise StopAsyncIteration
         handle, ctl, at, status = self._events.popleft()
@@ -149,8 +140,8 @@ class TaskEvents:
         self._events.append(entry)
         if self._task_key is not None:
             self._closed = True
-        if self._readers:
-            self._lot.unpark_all()  # type: ignore[union-attr]
+        if self._lot is not None:
+            self._wake()
 
     def _push_progress(self, entry: Entry) -> None:
         """Add a progress update, dropping the oldest past the buffer (internal; the hot path)."""
@@ -163,8 +154,15 @@ class TaskEvents:
             self.dropped += 1
         else:
             self._drop_behind_terminals()
-        if self._readers:
-            self._lot.unpark_all()  # type: ignore[union-attr]
+        if self._lot is not None:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake every waiting reader (internal); the next reader that has to wait makes a new lot."""
+        lot = self._lot
+        self._lot = None
+        if lot is not None:
+            lot.unpark_all()
 
     def _drop_behind_terminals(self) -> None:
         """Full, with other tasks' terminal events in front: drop the oldest progress event behind them."""
@@ -177,8 +175,7 @@ class TaskEvents:
     def _close(self) -> None:
         """No more events will come (internal): iteration ends once the buffer is read."""
         self._closed = True
-        if self._readers:
-            self._lot.unpark_all()  # type: ignore[union-attr]
+        self._wake()
 
 
 def event_filter(
@@ -241,29 +238,30 @@ class Subscriptions:
     without watchers and one list walk with them.
     """
 
-    __slots__ = ("broad", "closed", "keyed")
+    __slots__ = ("broad", "closed", "keyed", "live")
 
-    def __init__(self) -> None:
+    def __init__(self, live: dict[tuple[str, str], AsyncTaskHandle]) -> None:
+        self.live = live  # the manager's running tasks
         self.keyed: dict[tuple[str, str], list[TaskEvents]] = {}
         self.broad: list[TaskEvents] = []
         self.closed = False
 
-    def subscribe(self, events: TaskEvents, live: dict[tuple[str, str], AsyncTaskHandle]) -> None:
+    def subscribe(self, events: TaskEvents) -> None:
         """Start feeding ``events``: the current state of each matching running task first."""
+        key = events._task_key
+        live = self.live
+        if key is not None and key not in live and not self.closed:  # the usual watch: of a task yet to start
+            watchers = self.keyed.get(key)
+            if watchers is None:
+                self.keyed[key] = [events]  # the task's watchers when it starts
+            else:
+                watchers.append(events)
+            return
         if self.closed:
             events._close()
             return
-        key = events._task_key
         if key is not None:
-            handle = live.get(key)
-            if handle is None:  # it joins the task's watchers when the task starts
-                watchers = self.keyed.get(key)
-                if watchers is None:
-                    self.keyed[key] = [events]
-                else:
-                    watchers.append(events)
-                return
-            handles = [handle]
+            handles = [live[key]]
         else:
             self.broad.append(events)
             matches = events._matches
@@ -277,8 +275,9 @@ class Subscriptions:
             if handle._state is not None:
                 events._push(entry_of(handle, handle._state))
 
-    def unsubscribe(self, events: TaskEvents, live: dict[tuple[str, str], AsyncTaskHandle]) -> None:
+    def unsubscribe(self, events: TaskEvents) -> None:
         """Stop feeding ``events``."""
+        live = self.live
         key = events._task_key
         if key is not None:
             watchers = self.keyed.get(key)
@@ -299,15 +298,15 @@ class Subscriptions:
 
     def attach(self, handle: AsyncTaskHandle) -> None:
         """A task starts: the watches waiting for it become its watchers, with the other watches it matches."""
-        watchers = self.keyed.pop(handle._key, None)
-        for events in self.broad:
-            if events._matches is not None and events._matches(handle):
-                if watchers is None:
-                    watchers = [events]
-                else:
-                    watchers.append(events)
-        if watchers is not None:
-            handle._watchers = watchers
+        watchers = self.keyed.pop(handle._key, None) if self.keyed else None
+        if self.broad:
+            for events in self.broad:
+                if events._matches is not None and events._matches(handle):
+                    if watchers is None:
+                        watchers = [events]
+                    else:
+                        watchers.append(events)
+        handle._watchers = watchers
 
     def close(self) -> None:
         """Every task has ended: every watch ends once read."""
