@@ -207,8 +207,10 @@ class TaskManager:
         except TypeError as exc:
             raise TypeError(f"cannot start {task_type}:{task_id}: {exc}") from exc
         subscriptions = self._subscriptions
-        if subscriptions.keyed or subscriptions.broad:
+        if subscriptions.broad:
             subscriptions.attach(handle)
+        elif subscriptions.keyed:  # attach(), for watches of one task only
+            handle._watchers = subscriptions.keyed.pop(key, None)
         handle._generation = generation
         name = f"trio_tasks:{task_type}:{task_id}"
         if plain:
@@ -470,13 +472,13 @@ class TaskManager:
             chat_key is None and task_id.__class__ is str and task_type.__class__ is str
             and buffer.__class__ is int and buffer >= 1
         ):
-            return TaskEvents(self, None, (task_type, task_id), buffer)
+            return TaskEvents(self._subscriptions, None, (task_type, task_id), buffer)
         matches, key = event_filter(task_type, task_id, chat_key)
         if buffer is not None and (isinstance(buffer, bool) or not isinstance(buffer, int)):
             raise TypeError(f"buffer must be None or an int >= 1, got {buffer!r}")
         if buffer is not None and buffer < 1:
             raise ValueError(f"buffer must be >= 1 (or None to keep every event), got {buffer!r}")
-        return TaskEvents(self, matches, key, math.inf if buffer is None else buffer)
+        return TaskEvents(self._subscriptions, matches, key, math.inf if buffer is None else buffer)
 
     # -- other threads ---------------------------------------------------------------
 

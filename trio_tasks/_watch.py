@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._handle import AsyncTaskHandle
-    from ._manager import TaskManager
 
 __all__ = ["Subscriptions", "TaskEvent", "TaskEvents", "event_filter", "entry_of", "publish", "report"]
 
@@ -76,11 +75,13 @@ class TaskEvents:
         dropped: how many progress events this watcher has dropped so far.
     """
 
-    __slots__ = ("_buffer", "_closed", "_events", "_lot", "_manager", "_matches", "_progress", "_task_key", "dropped")
+    __slots__ = (
+        "_buffer", "_closed", "_events", "_lot", "_matches", "_progress", "_subscriptions", "_task_key", "dropped",
+    )  # fmt: skip
 
     def __init__(
         self,
-        manager: TaskManager,
+        subscriptions: Subscriptions,
         matches: Callable[[AsyncTaskHandle], bool] | None,
         task_key: tuple[str, str] | None,
         buffer: float,
@@ -88,7 +89,7 @@ class TaskEvents:
         self._matches = matches  # None when it watches one task
         self._task_key = task_key  # set when it watches one task, which ends it
         self.dropped = 0
-        self._manager = manager
+        self._subscriptions = subscriptions  # the manager's
         self._buffer = buffer
         self._events: deque[Entry] = deque()
         self._progress = 0  # progress events in _events
@@ -100,13 +101,23 @@ class TaskEvents:
         return f"<TaskEvents of {what}, {len(self._events)} waiting, {self.dropped} dropped>"
 
     async def __aenter__(self) -> TaskEvents:
-        self._manager._subscriptions.subscribe(self)
+        subscriptions = self._subscriptions
+        key = self._task_key
+        if key is not None and key not in subscriptions.live and not subscriptions.closed:
+            # The usual watch: of one task yet to start. Its list becomes the task's watchers when it starts.
+            watchers = subscriptions.keyed.get(key)
+            if watchers is None:
+                subscriptions.keyed[key] = [self]
+            else:
+                watchers.append(self)
+        else:
+            subscriptions.subscribe(self)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._manager._subscriptions.unsubscribe(self)
+        self._subscriptions.unsubscribe(self)
         self._close()
 
     def __aiter__(self) -> TaskEvents:
@@ -247,19 +258,14 @@ class Subscriptions:
         self.closed = False
 
     def subscribe(self, events: TaskEvents) -> None:
-        """Start feeding ``events``: the current state of each matching running task first."""
-        key = events._task_key
-        live = self.live
-        if key is not None and key not in live and not self.closed:  # the usual watch: of a task yet to start
-            watchers = self.keyed.get(key)
-            if watchers is None:
-                self.keyed[key] = [events]  # the task's watchers when it starts
-            else:
-                watchers.append(events)
-            return
+        """Start feeding ``events``, a watch of a running task or a broad one: the current state of each
+        matching running task first. (``TaskEvents.__aenter__`` itself puts a watch of one task yet to start
+        in ``keyed``.)"""
         if self.closed:
             events._close()
             return
+        key = events._task_key
+        live = self.live
         if key is not None:
             handles = [live[key]]
         else:
