@@ -427,3 +427,17 @@ async def test_task_facade_inside_a_body_is_its_manager() -> None:
         await start(outer_manager, "outer", look)
         await trio.testing.wait_all_tasks_blocked()
     assert seen == [["scripted:inner"], ["scripted:outer"]]
+
+
+async def test_start_from_a_cancelled_scope_raises_cancelled_and_starts_nothing() -> None:
+    """start is a checkpoint: a caller that is cancelled already gets Cancelled, and no task exists."""
+    async with open_task_manager() as manager:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await start(manager, "T", TaskCtl.success("never"))
+        assert scope.cancelled_caught
+        assert not manager.is_running("scripted", "T")
+        assert manager.get_state("scripted", "T") is None
+        assert "T" not in LOGS or LOGS["T"] == [], "the body never began"
+        rec = await start(manager, "T", TaskCtl.success("now"))  # the id is free at once
+    assert rec.only().ctl == TaskCtl.success("now")
