@@ -149,7 +149,9 @@ class TaskManager:
         run up to its first blocking checkpoint, or ended), or, under a full
         concurrency limit with ``on_limit="queue"``, once it is queued: from
         then on :meth:`is_running` is True until it ends and the handle
-        accepts ``notify``. If the body declares ``task_id`` or ``chat_key``
+        accepts ``notify``. Like Trio's own functions it is a checkpoint: a
+        caller that is cancelled already gets ``trio.Cancelled``, and no task
+        starts. If the body declares ``task_id`` or ``chat_key``
         parameters that were not passed, they are filled from this call's
         arguments. ``on_terminal`` and ``task_timeout`` are the only
         keywords ``start`` keeps for itself; the rest go to the body::
