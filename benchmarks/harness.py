@@ -108,8 +108,9 @@ def run_suite(
 
     With ``repeat=None`` each size runs :func:`~benchmarks.common.default_repeats` times.
 
-    Idle memory (a second, traced run) is measured in the first ``memory_repeats`` repeats only:
-    tracemalloc's count is deterministic here, and the traced run is the slowest part of the suite.
+    Idle memory (a second, traced run) is measured in the first ``memory_repeats`` repeats only, and
+    for the :data:`MAIN` implementations only: tracemalloc's count is deterministic here, and the
+    traced run is the slowest part of the suite.
     """
     results: list[Series] = []
     for scenario in chosen:
@@ -120,7 +121,8 @@ def run_suite(
             for r in range(repeats):
                 for name, runner in impls.items():
                     gc.collect()
-                    kwargs = {"trace": r < memory_repeats} if scenario == "idle" else {}
+                    # Memory is traced for the main implementations only: a variant's is of no interest.
+                    kwargs = {"trace": r < memory_repeats and name in MAIN} if scenario == "idle" else {}
                     series[name].samples.append(runner(size, **kwargs))
                 log(f"  {scenario} size={size} repeat {r + 1}/{repeats}: " + ", ".join(
                     f"{name} {series[name].samples[-1].seconds * 1e3:.1f} ms" for name in impls

@@ -179,7 +179,10 @@ def rows(series: Sequence[Series]) -> list[Row]:
             mine = index.get((metric.scenario, size, "trio_tasks"))
             if mine is None:
                 continue
-            impls = [s for key, s in index.items() if key[0] == metric.scenario and key[1] == size]
+            impls = [
+                s for key, s in index.items()
+                if key[0] == metric.scenario and key[1] == size and any(_has(metric, x) for x in s.samples)
+            ]  # a variant has no memory samples
             others = [s for s in impls if s.impl != "trio_tasks"]
             ratios = {s.impl: _paired_ratio(metric, mine, s, False) for s in others}
             ratios_nogc = {s.impl: _paired_ratio(metric, mine, s, metric.timed) for s in others}
