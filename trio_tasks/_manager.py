@@ -209,10 +209,8 @@ class TaskManager:
         except TypeError as exc:
             raise TypeError(f"cannot start {task_type}:{task_id}: {exc}") from exc
         subscriptions = self._subscriptions
-        if subscriptions.broad:
+        if subscriptions.keyed or subscriptions.broad:
             subscriptions.attach(handle)
-        elif subscriptions.keyed:  # attach(), for watches of one task only
-            handle._watchers = subscriptions.keyed.pop(key, None)
         handle._generation = generation
         name = f"trio_tasks:{task_type}:{task_id}"
         if plain:

@@ -154,8 +154,7 @@ async def run_task(
             failure = rest = None  # the traceback keeps this frame alive: let go of the exceptions
     finally:
         body = handle._body  # None once the body has ended normally (or between two attempts)
-        if body is not None:
-            handle._body = None
+        handle._body = None
         if admission is not None:
             admission.release()
         if terminal is None:
