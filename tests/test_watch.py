@@ -192,6 +192,43 @@ async def test_filters_pick_the_matching_tasks(autojump_clock: trio.testing.Mock
     }
 
 
+async def test_a_watch_of_one_task_in_one_chat_follows_its_first_run_in_that_chat(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery, open_task_manager() as manager:
+        before = await collect(nursery, manager, "script", "S", chat_key="c2")
+        await start(manager, "S", progress("in c1"), "go", DONE, chat_key="c1")
+        during = await collect(nursery, manager, "script", "S", chat_key="c1")
+        other_chat = await collect(nursery, manager, "script", "S", chat_key="c3")
+        notify(manager, "S")
+        await trio.testing.wait_all_tasks_blocked()
+        assert during.ctls() == [("S", progress("in c1")), ("S", DONE)], "the current state first, then the rest"
+        assert during.ended.is_set()
+        assert (before.events, before.ended.is_set()) == ([], False), "a run in another chat is not followed"
+        await start(manager, "S", progress("in c2"), DONE, chat_key="c2")
+        await start(manager, "S", progress("in c2 again"), DONE, chat_key="c2")
+        await trio.testing.wait_all_tasks_blocked()
+        assert before.ctls() == [("S", progress("in c2")), ("S", DONE)], "its first run in c2, and no later one"
+        assert before.ended.is_set()
+        assert (other_chat.events, other_chat.ended.is_set()) == ([], False)
+    assert other_chat.ended.is_set(), "it ends with the manager"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "described"),
+    [
+        (("script", "S"), {}, "script:S"),
+        (("script", "S"), {"chat_key": "c1"}, "task_type='script', task_id='S', chat_key='c1'"),
+        (("script",), {}, "task_type='script'"),
+        ((), {"chat_key": "c1"}, "chat_key='c1'"),
+        ((), {}, "all tasks"),
+    ],
+)
+async def test_a_watch_says_what_it_follows(args: tuple[str, ...], kwargs: dict[str, Any], described: str) -> None:
+    async with open_task_manager() as manager, manager.watch(*args, **kwargs) as events:
+        assert repr(events) == f"<TaskEvents of {described}, 0 waiting, 0 dropped>"
+
+
 # -- subscribing while tasks run ---------------------------------------------------------------------------
 
 
@@ -397,6 +434,34 @@ async def test_many_watchers_of_one_task_each_get_every_event(autojump_clock: tr
     first = watchers[0].events
     assert [event.ctl for event in first] == [*ticks, DONE]
     assert all(watcher.events == first for watcher in watchers)
+
+
+@pytest.mark.parametrize("watched", [("script", "S"), ("script",)], ids=["one task", "a type"])
+async def test_readers_sharing_a_stream_each_take_other_events_and_end_only_with_it(
+    autojump_clock: trio.testing.MockClock, watched: tuple[str, ...]
+) -> None:
+    reads: list[TaskCtl] = []
+    running_at_end: list[bool] = []  # per reader whose stream ended: was the task still running?
+    async with open_task_manager() as manager, manager.watch(*watched) as events, trio.open_nursery() as readers:
+
+        async def reader() -> None:
+            async for event in events:
+                reads.append(event.ctl)  # noqa: PERF401 - as it arrives: the test looks before the stream ends
+            running_at_end.append(manager.is_running("script", "S"))
+
+        await start(manager, "S", progress("one"), "go", progress("two"), DONE)  # "one" waits unread
+        readers.start_soon(reader)
+        readers.start_soon(reader)  # both readers wake for "one": only one of them gets it
+        await trio.sleep(5)
+        assert (reads, running_at_end) == ([progress("one")], []), "the other reader waits on"
+        notify(manager, "S")
+        await trio.testing.wait_all_tasks_blocked()
+        assert reads == [progress("one"), progress("two"), DONE]
+        if len(watched) == 2:
+            assert running_at_end == [False, False], "a watch of one task ends after its terminal"
+        else:
+            assert running_at_end == [], "a broad watch ends only with the manager"
+            readers.cancel_scope.cancel()
 
 
 # -- bad arguments ------------------------------------------------------------------------------------------------

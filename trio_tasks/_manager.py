@@ -451,7 +451,8 @@ class TaskManager:
         """Stream every progress and terminal TaskCtl of the matching tasks, as :class:`TaskEvent` values.
 
         ``watch(task_type, task_id)`` follows one task (started already or
-        later) and ends after its terminal event; ``watch(task_type)``,
+        later) and ends after its terminal event (with a ``chat_key`` as
+        well: the first run of it in that chat); ``watch(task_type)``,
         ``watch(chat_key=...)`` and ``watch()`` follow every matching task
         until the manager closes. Events flow from entering the ``async
         with`` block, starting with the current state of each matching
@@ -465,8 +466,9 @@ class TaskManager:
                     await send_to_browser(event.task_id, event.ctl.message, event.ctl.progress)
 
         Raises:
-            TypeError: a filter is not a str, or ``task_id`` is given without ``task_type``.
-            ValueError: ``buffer`` is not None or an int >= 1.
+            TypeError: a filter is not a str, ``task_id`` is given without
+                ``task_type``, or ``buffer`` is neither None nor an int.
+            ValueError: ``buffer`` is an int < 1.
         """
         if (  # the usual watch, of one task: checked the short way
             chat_key is None and task_id.__class__ is str and task_type.__class__ is str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, final
 
 import attrs
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 
     from ._handle import AsyncTaskHandle
 
-__all__ = ["Subscriptions", "TaskEvent", "TaskEvents", "event_filter", "entry_of", "publish", "report"]
+__all__ = ["EventFilter", "Subscriptions", "TaskEvent", "TaskEvents", "entry_of", "event_filter", "publish", "report"]
 
 Entry = tuple["AsyncTaskHandle", TaskCtl, float, Status]
 """A buffered update: the task, its TaskCtl, when, its status. It becomes a TaskEvent only when read."""
@@ -30,7 +29,8 @@ _PROGRESS = TaskSignal.PROGRESS
 @attrs.frozen
 class TaskEvent:
     """One update of a watched task: its new TaskCtl, when it happened (``trio.current_time()``)
-    and what the task was doing then.
+    and what the task was doing then. (The current state a watch gives first, for a task that
+    was running already, is dated when the watch began.)
 
     >>> event = TaskEvent("render", "R1", "chat-1", TaskCtl.report_progress("Frame 10", 10), at=12.5)
     >>> event.ctl.progress, event.status
@@ -82,12 +82,12 @@ class TaskEvents:
     def __init__(
         self,
         subscriptions: Subscriptions,
-        matches: Callable[[AsyncTaskHandle], bool] | None,
+        matches: EventFilter | None,
         task_key: tuple[str, str] | None,
         buffer: float,
     ) -> None:
-        self._matches = matches  # None when it watches one task
-        self._task_key = task_key  # set when it watches one task, which ends it
+        self._matches = matches  # the test a task must pass; None for a watch of one task (by key alone)
+        self._task_key = task_key  # set when it watches one task, whose terminal ends it
         self.dropped = 0
         self._subscriptions = subscriptions  # the manager's
         self._buffer = buffer
@@ -97,13 +97,13 @@ class TaskEvents:
         self._lot: trio.lowlevel.ParkingLot | None = None  # readers waiting for an event; None when none waits
 
     def __repr__(self) -> str:
-        what = "all tasks" if self._task_key is None else ":".join(self._task_key)
+        what = ":".join(self._task_key) if self._matches is None and self._task_key is not None else self._matches
         return f"<TaskEvents of {what}, {len(self._events)} waiting, {self.dropped} dropped>"
 
     async def __aenter__(self) -> TaskEvents:
         subscriptions = self._subscriptions
         key = self._task_key
-        if key is not None and key not in subscriptions.live and not subscriptions.closed:
+        if key is not None and self._matches is None and key not in subscriptions.live and not subscriptions.closed:
             # The usual watch: of one task yet to start. Its list becomes the task's watchers when it starts.
             watchers = subscriptions.keyed.get(key)
             if watchers is None:
@@ -126,12 +126,12 @@ class TaskEvents:
     async def __anext__(self) -> TaskEvent:
         if self._events or self._closed:
             await trio.lowlevel.checkpoint()
-        else:
-            while not (self._events or self._closed):
-                lot = self._lot
-                if lot is None:
-                    lot = self._lot = trio.lowlevel.ParkingLot()
-                await lot.park()
+        # Wait for an event (again, if another reader of this stream took the last one meanwhile).
+        while not (self._events or self._closed):
+            lot = self._lot
+            if lot is None:
+                lot = self._lot = trio.lowlevel.ParkingLot()
+            await lot.park()
         if not self._events:
             raise StopAsyncIteration
         handle, ctl, at, status = self._events.popleft()
@@ -191,7 +191,7 @@ class TaskEvents:
 
 def event_filter(
     task_type: str | None, task_id: str | None, chat_key: str | None
-) -> tuple[Callable[[AsyncTaskHandle], bool] | None, tuple[str, str] | None]:
+) -> tuple[EventFilter | None, tuple[str, str] | None]:
     """Check the arguments of ``watch``: the one task's key, or else the test a task must pass."""
     if task_type is not None:
         check_str("task_type", task_type)
@@ -205,17 +205,30 @@ def event_filter(
         check_str("chat_key", chat_key)
 
     key = None if task_type is None or task_id is None else (task_type, task_id)
-    if key is not None:
+    if key is not None and chat_key is None:
         return None, key
+    return EventFilter(task_type, task_id, chat_key), key  # with a key: a watch of one task, in one chat
 
-    def matches(handle: AsyncTaskHandle) -> bool:
+
+@final
+@attrs.frozen
+class EventFilter:
+    """The test a task must pass to be followed by a watch that is not of one task alone (internal)."""
+
+    task_type: str | None
+    task_id: str | None
+    chat_key: str | None
+
+    def __call__(self, handle: AsyncTaskHandle) -> bool:
         return (
-            (task_type is None or handle.task_type == task_type)
-            and (task_id is None or handle.task_id == task_id)
-            and (chat_key is None or handle.chat_key == chat_key)
+            (self.task_type is None or handle.task_type == self.task_type)
+            and (self.task_id is None or handle.task_id == self.task_id)
+            and (self.chat_key is None or handle.chat_key == self.chat_key)
         )
 
-    return matches, None
+    def __str__(self) -> str:
+        given = [f"{name}={value!r}" for name, value in attrs.asdict(self).items() if value is not None]
+        return ", ".join(given) if given else "all tasks"
 
 
 def entry_of(handle: AsyncTaskHandle, ctl: TaskCtl) -> Entry:
@@ -264,14 +277,13 @@ class Subscriptions:
         if self.closed:
             events._close()
             return
-        key = events._task_key
         live = self.live
-        if key is not None:
-            handles = [live[key]]
+        matches = events._matches
+        if matches is None:  # a watch of a running task, by key
+            assert events._task_key is not None
+            handles = [live[events._task_key]]
         else:
             self.broad.append(events)
-            matches = events._matches
-            assert matches is not None
             handles = [handle for handle in live.values() if matches(handle)]
         for handle in handles:
             if handle._watchers is None:
@@ -285,7 +297,7 @@ class Subscriptions:
         """Stop feeding ``events``."""
         live = self.live
         key = events._task_key
-        if key is not None:
+        if key is not None and events._matches is None:
             watchers = self.keyed.get(key)
             if watchers is not None and events in watchers:
                 watchers.remove(events)
@@ -307,7 +319,7 @@ class Subscriptions:
         watchers = self.keyed.pop(handle._key, None) if self.keyed else None
         if self.broad:
             for events in self.broad:
-                if events._matches is not None and events._matches(handle):
+                if not events._closed and events._matches is not None and events._matches(handle):
                     if watchers is None:
                         watchers = [events]
                     else:
