@@ -250,6 +250,24 @@ async def test_states_carry_the_attempt_number(autojump_clock: trio.testing.Mock
     assert only(ends).ctl.attempt == 3
 
 
+async def test_queued_and_started_reports_carry_attempt_1(autojump_clock: trio.testing.MockClock) -> None:
+    plugin = Plugin(name="Retries", module_name="retries")
+    plugin.mount_async_task("job", retry=RetryPolicy(attempts=2), max_concurrent=1)(scripted)
+    async with open_task_manager() as manager:
+        await manager.start("job", "first", "chat", plugin, Attempts(), ["ok"], 5.0)
+        await manager.start("job", "second", "chat", plugin, Attempts(), ["ok"], 5.0)
+        queued = manager.get_state("job", "second")
+        assert queued is not None
+        assert queued.message.startswith("Queued: ")
+        assert queued.attempt == 1
+        async with manager.watch("job", "second") as events:
+            reports = [event.ctl async for event in events]
+    assert reports[0].message.startswith("Queued: "), "the current state comes first"
+    assert reports[1].message == "Started: a concurrency slot came free"
+    assert [ctl.attempt for ctl in reports] == [1, 1, 1, 1]
+    assert reports[-1] == TaskCtl(TaskSignal.SUCCESS, "succeeded on attempt 1", attempt=1)
+
+
 async def test_without_a_policy_states_carry_no_attempt(autojump_clock: trio.testing.MockClock) -> None:
     log = Attempts()
     async with open_task_manager() as manager:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
-from ._ctl import TaskCtl
+from ._ctl import TaskCtl, TaskSignal
 from ._errors import TooManyTasks
 from ._watch import report
 
@@ -70,10 +70,11 @@ class Admission:
     back, so the queue order is the order of the starts.
     """
 
-    __slots__ = ("abandoned", "granted", "handle", "held", "limits", "slots")
+    __slots__ = ("abandoned", "attempt", "granted", "handle", "held", "limits", "slots")
 
-    def __init__(self, handle: AsyncTaskHandle, limits: tuple[Limiter, ...]) -> None:
+    def __init__(self, handle: AsyncTaskHandle, limits: tuple[Limiter, ...], attempt: int | None = None) -> None:
         self.handle = handle
+        self.attempt = attempt  # 1 for a task with a retry policy: its reports carry the attempt
         self.limits = limits
         self.slots = [limiter for limiter in limits if not limiter.reject]
         self.held = 0  # slots[:held] are held
@@ -95,7 +96,8 @@ class Admission:
             limiter.waiting.append(self)
             limiter.queued += 1
             self.handle._queued = True
-            report(self.handle, TaskCtl.report_progress(f"Queued: {limiter.what} runs at most {limiter.limit} at once"))
+            message = f"Queued: {limiter.what} runs at most {limiter.limit} at once"
+            report(self.handle, TaskCtl(TaskSignal.PROGRESS, message, None, 0, self.attempt))
             return
         self.granted.set()
 

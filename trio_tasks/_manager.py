@@ -217,7 +217,8 @@ class TaskManager:
             generation.nursery.start_soon(run_task, handle, _current_task(), name=name)
         else:
             retrying = None if spec.retry is None else Retrying(spec.retry, spec.func, args, kwargs)
-            admission = Admission(handle, limits) if limits else None  # takes free slots now, or queues
+            attempt = None if retrying is None else 1
+            admission = Admission(handle, limits, attempt) if limits else None  # takes free slots now, or queues
             generation.nursery.start_soon(
                 run_task, handle, _current_task(), admission, task_timeout, retrying, name=name
             )

@@ -39,6 +39,7 @@ logger = logging.getLogger("trio_tasks")
 _PROGRESS = TaskSignal.PROGRESS
 _DONE = TaskCtl.success()
 _STARTED = TaskCtl.report_progress("Started: a concurrency slot came free", 0)
+_STARTED_FIRST_ATTEMPT = attrs.evolve(_STARTED, attempt=1)
 CANCELLED_FROM_OUTSIDE = TaskCtl.cancel("Cancelled from outside the task manager")
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _reschedule = trio.lowlevel.reschedule
@@ -84,7 +85,7 @@ async def run_task(
     try:
         with handle._scope:
             if admission is not None and not admission.granted.is_set():
-                await _wait_for_slots(handle, admission)
+                await _wait_for_slots(handle, admission, retrying is not None)
             if timeout is not None:
                 handle._scope.deadline = trio.current_time() + timeout
             while True:
@@ -177,14 +178,15 @@ def _escaping(handle: AsyncTaskHandle) -> None:
         handle._generation.release()
 
 
-async def _wait_for_slots(handle: AsyncTaskHandle, admission: Admission) -> None:
-    """Wait while queued behind a full concurrency limit; say so when the body may begin."""
+async def _wait_for_slots(handle: AsyncTaskHandle, admission: Admission, retrying: bool) -> None:
+    """Wait while queued behind a full concurrency limit; say so when the body may begin
+    (as attempt 1, for a task with a retry policy)."""
     try:
         await admission.granted.wait()
         await _checkpoint_if_cancelled()  # cancelled just as its last slot came free: never begin
     finally:
         handle._queued = False
-    report(handle, _STARTED)
+    report(handle, _STARTED_FIRST_ATTEMPT if retrying else _STARTED)
 
 
 def _retries(handle: AsyncTaskHandle, policy: RetryPolicy, attempt: int, exc: Exception) -> bool:
