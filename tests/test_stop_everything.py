@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
+from functools import partial
 
 import trio
 import trio.testing
-from recording import Ended, Endings
+from recording import Ended, Endings, wait_until_idle
 
 from trio_tasks import AsyncTaskHandle, ManagerClosed, Plugin, TaskCtl, TaskManager, TaskSignal, open_task_manager
 from trio_tasks._generations import Generation
@@ -89,6 +90,57 @@ async def test_a_second_stop_all_reaches_tasks_still_in_the_first_ones_grace(
     assert endings.only("S2") == Ended(BY_STOP_ALL, t0 + 2)
     assert sorted(returned) == [("first", 1, t0 + 2), ("second", 2, t0 + 2)]
     assert seen == [True, True]
+
+
+async def test_stop_alls_at_once_stop_what_ran_and_leave_the_manager_open(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endings = Endings()
+    seen: list[bool] = []
+    returned: list[int] = []
+
+    async def stop_all() -> None:
+        returned.append(await manager.stop_all())
+
+    async with open_task_manager() as manager:
+        await manager.start("stubborn", "S1", "chat", plugin, seen, on_terminal=endings.callback("S1"))
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(stop_all)
+        assert returned == [1, 1, 1]
+        handle = await manager.start("parked", "P1", "chat", plugin, on_terminal=endings.callback("P1"))
+        assert not handle.is_cancelled, "no stop_all reached a task started after them all"
+        handle.notify("go")
+        await wait_until_idle(manager)
+        assert len(manager._generations) == 1, "the older generations have closed, the current one is open"
+    assert endings.only("S1").ctl == BY_STOP_ALL
+    assert endings.only("P1").ctl == TaskCtl.success("went")
+
+
+async def test_a_start_after_the_close_began_is_refused_even_beside_a_stop_all_in_its_grace(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endings = Endings()
+    seen: list[bool] = []
+    refused: list[ManagerClosed] = []
+
+    async def start_late() -> None:
+        await trio.sleep(0.5)  # the manager is closing by then, in its grace period
+        assert manager.closed
+        try:
+            await manager.start("parked", "LATE", "chat", plugin, on_terminal=endings.callback("LATE"))
+        except ManagerClosed as exc:
+            refused.append(exc)
+
+    async with trio.open_nursery() as nursery, open_task_manager(grace_period=1) as manager:
+        await manager.start("stubborn", "S1", "chat", plugin, seen, on_terminal=endings.callback("S1"))
+        nursery.start_soon(partial(manager.stop_all, grace=5))
+        await trio.lowlevel.checkpoint()  # the stop_all is opening its new generation as the block ends
+        nursery.start_soon(start_late)
+    assert len(refused) == 1, "refused as the docs say, not started into a generation opened too late"
+    assert endings.by_task["LATE"] == [], "no task started, so no terminal"
+    assert endings.only("S1").ctl in (BY_STOP_ALL, BY_CLOSE)
+    assert manager._generations == []
 
 
 async def test_is_cancelled_stays_true_for_stopped_tasks_only(autojump_clock: trio.testing.MockClock) -> None:

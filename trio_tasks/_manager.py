@@ -400,11 +400,14 @@ class TaskManager:
         closing); the older ones, holding every task running now, are
         cancelled. Returns how many tasks it stopped.
         """
-        current = None
-        if not self._closed:
+        generations = self._generations
+        if self._closed:
+            older = list(generations)
+        else:
             with trio.CancelScope(shield=True):  # one scheduling round; the stop must happen even if we are cancelled
                 current = await self._new_generation()
-        older = [generation for generation in self._generations if generation is not current]
+            # Only those before ours: a stop_all running beside this one may have opened a newer one meanwhile.
+            older = generations[: generations.index(current)] if current in generations else list(generations)
         count = len(self._live)  # every one of them is in an older generation
         try:
             if grace and count:
@@ -547,10 +550,14 @@ class TaskManager:
         await self._new_generation()
 
     async def _new_generation(self) -> Generation:
-        """Open a generation in the manager's nursery; tasks start in it from now on."""
+        """Open a generation in the manager's nursery; tasks start in it from now on (unless a newer one
+        opened meanwhile, for a stop_all beside this one, or the manager has begun to close)."""
         generation = Generation()
         await self._root.start(generation.run, self._generations)
-        self._generation = generation
+        if self._closed:
+            generation.stop(_CLOSED)
+        elif generation is self._generations[-1]:
+            self._generation = generation
         return generation
 
     def _task_ended(self, handle: AsyncTaskHandle, terminal: TaskCtl) -> None:
@@ -602,7 +609,8 @@ class TaskManager:
         finally:
             try:
                 with trio.CancelScope(shield=True):  # cancelled tasks end promptly; their callbacks need the nursery
-                    for generation in list(self._generations):
+                    while self._generations:  # (each leaves the list once its nursery has closed)
+                        generation = self._generations[0]
                         generation.stop(_CLOSED)
                         await generation.ended.wait()
             finally:
