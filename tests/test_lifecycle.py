@@ -378,6 +378,23 @@ async def test_a_raising_callback_is_logged_and_harms_nobody(caplog: pytest.LogC
     assert any("on_terminal callback of task scripted:bad raised" in m for m in messages)
 
 
+async def test_a_keyboard_interrupt_from_a_callback_propagates_after_the_ending_is_complete() -> None:
+    def interrupt(ctl: TaskCtl) -> None:
+        raise KeyboardInterrupt
+
+    returned: list[bool] = []
+    with pytest.raises(KeyboardInterrupt):  # noqa: PT012 - the callback's interrupt escapes the manager's block
+        async with open_task_manager() as manager:
+            bystander = await start(manager, "bystander", park)
+            LOGS["T"] = []
+            await manager.start("scripted", "T", "chat", plugin, [park], on_terminal=interrupt)
+            returned.append(await manager.cancel("scripted", "T"))
+            await trio.sleep_forever()
+    assert returned == [True], "the cancel waiting for the task's end returned"
+    assert manager.get_state("scripted", "T") == TaskCtl.cancel("Cancelled by cancel()")
+    assert bystander.only().ctl.signal is TaskSignal.CANCEL
+
+
 async def test_history_is_bounded_and_keeps_the_latest() -> None:
     async with open_task_manager(history_limit=2) as manager:
         for i in range(3):

@@ -567,6 +567,7 @@ class TaskManager:
         handle._state = terminal
         handle._ended_at = ended_at = self._now()
         handle._waits = handle._pending = None  # an ended task keeps no wait points nor kept values
+        generation = handle._generation
         handle._generation = None  # nor the nursery it ran in (is_cancelled no longer needs it)
         handle._scope = ENDED_SCOPE  # nor its cancel scope
         limit = self._history_limit
@@ -583,6 +584,10 @@ class TaskManager:
             for events in watchers:
                 events._push_terminal(entry)
             handle._watchers = None  # the history keeps the handle, not what its watchers buffer
+        if handle._countdowns is not None:  # (a cancel waiting for this end resumes after the callback below)
+            for countdown in handle._countdowns:
+                countdown.tick()
+            handle._countdowns = None
         callback = handle._on_terminal
         if callback is not None:
             handle._on_terminal = None  # called once; the history need not keep what it holds
@@ -590,13 +595,13 @@ class TaskManager:
                 result = callback(terminal)
             except Exception:
                 logger.exception("on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id)
+            except BaseException:  # KeyboardInterrupt: the task has ended; let it reach the manager's block
+                if generation is not None:
+                    generation.release()
+                raise
             else:
                 if result is not None and inspect.isawaitable(result):
                     self._callbacks.start(handle, result)
-        if handle._countdowns is not None:
-            for countdown in handle._countdowns:
-                countdown.tick()
-            handle._countdowns = None
 
     async def _close(self) -> None:
         """End of the manager's block: refuse new starts, ask running tasks to stop,
