@@ -196,6 +196,11 @@ async def test_errors_reach_the_calling_thread() -> None:
             await in_a_thread(portal.start, "nope", "N", "chat", plugin)
         with pytest.raises(TypeError, match="task_id"):
             await in_a_thread(portal.is_running, "approval", 42)
+        for task_id in ("A", "not running"):
+            with pytest.raises(TypeError, match=r"wait point key.*42"):
+                await in_a_thread(portal.notify, "approval", task_id, 42)
+            with pytest.raises(TypeError, match=r"wait point key.*42"):
+                await in_a_thread(portal.cancel_wait, "approval", task_id, 42)
         assert manager.get_running_tasks() == ["approval:A"]
         await manager.stop_all()
 
@@ -235,12 +240,58 @@ def test_every_method_raises_manager_closed_after_trio_run_has_returned(method: 
         CALLS[method](portal)
 
 
+def test_a_call_that_the_end_of_trio_run_cuts_short_raises_manager_closed() -> None:
+    """The manager lives in a system task; the run ends while a thread's ``cancel(grace=...)`` still waits."""
+    stubborn = Plugin(name="Stubborn", module_name="stubborn")
+    outcome: list[object] = []
+
+    @stubborn.mount_async_task("stubborn")
+    async def ignores_requests(handle: AsyncTaskHandle, asked: trio.Event) -> AsyncIterator[TaskCtl]:
+        yield TaskCtl.report_progress("working", 10)
+        await handle.cancel_requested()
+        asked.set()
+        await trio.sleep_forever()
+
+    def client(portal: TaskPortal) -> None:
+        try:
+            outcome.append(portal.cancel("stubborn", "S", grace=1000))
+        except BaseException as exc:  # the thread reports whatever it got
+            outcome.append(exc)
+
+    threads: list[threading.Thread] = []
+
+    async def main() -> None:
+        opened = trio.Event()
+        asked = trio.Event()
+        portals: list[TaskPortal] = []
+
+        async def host() -> None:
+            async with open_task_manager() as manager:
+                await manager.start("stubborn", "S", "chat", stubborn, asked)
+                portals.append(manager.portal())
+                opened.set()
+                await trio.sleep_forever()
+
+        trio.lowlevel.spawn_system_task(host)
+        await opened.wait()
+        thread = threading.Thread(target=client, args=portals)
+        thread.start()
+        with trio.fail_after(10):
+            await asked.wait()  # the thread's cancel is in its grace period
+        threads.append(thread)
+
+    trio.run(main)  # returns: Trio cancels the system tasks, the manager's and the portal's call
+    threads[0].join(timeout=10)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ManagerClosed), outcome
+
+
 @pytest.mark.parametrize("method", list(CALLS))
 async def test_every_method_called_in_the_trio_thread_raises_at_once(method: str) -> None:
     async with open_task_manager() as manager:
         portal = manager.portal()
         await manager.start("approval", "A", "chat", plugin)
-        with pytest.raises(RuntimeError, match="Trio thread"):
+        with pytest.raises(RuntimeError, match="thread that runs Trio"):
             CALLS[method](portal)  # a plain call: it must raise, not block the Trio thread
         assert manager.get_running_tasks() == ["approval:A"], "nothing was done"
         await manager.stop_all()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import trio
 
+from ._checks import check_str
 from ._ctl import TaskCtl
 from ._errors import ManagerClosed
 
@@ -43,10 +44,12 @@ class TaskPortal:
         def on_webhook(request):            # in the web server's thread
             portal.notify("approval", request.task_id, "approval", request.approved)
 
-    Once the manager has closed every method raises
-    :class:`~trio_tasks.ManagerClosed` (it never hangs). Called from the
-    Trio thread itself, they raise RuntimeError at once: there, use the
-    manager directly.
+    From the moment the manager's block ends (``manager.closed``, while
+    tasks may still run out their grace period) every method raises
+    :class:`~trio_tasks.ManagerClosed`, and a call the end of ``trio.run``
+    cuts short raises it too: a call never hangs. Called from a thread that
+    runs Trio (the manager's own, or another ``trio.run``), they raise
+    RuntimeError at once: in the manager's run, use the manager directly.
     """
 
     __slots__ = ("_manager", "_token")
@@ -164,11 +167,12 @@ class TaskPortal:
         """
         return self._run_sync(functools.partial(self._on_handle, task_type, task_id, "cancel_wait", key))
 
-    def _on_handle(self, task_type: str, task_id: str, method: str, *args: Any) -> bool:
+    def _on_handle(self, task_type: str, task_id: str, method: str, key: str, *args: Any) -> bool:
+        check_str("wait point key", key)  # refused whether or not the task runs, as the handle would
         handle = self._manager.get_handle(task_type, task_id)
         if handle is None:
             return False
-        result: bool = getattr(handle, method)(*args)
+        result: bool = getattr(handle, method)(key, *args)
         return result
 
     # -- crossing threads ------------------------------------------------------------------
@@ -176,8 +180,9 @@ class TaskPortal:
     def _check_thread(self) -> None:
         if _in_trio_thread():
             raise RuntimeError(
-                "TaskPortal methods block until Trio has done the call, so they cannot be called from "
-                "the Trio thread; there, use the TaskManager itself (for example `await manager.start(...)`)"
+                "TaskPortal methods block until Trio has done the call, so they cannot be called from a "
+                "thread that runs Trio: in the manager's own run use the TaskManager itself (for example "
+                "`await manager.start(...)`); in another Trio run, call the portal through trio.to_thread.run_sync"
             )
 
     def _closed(self) -> ManagerClosed:
@@ -193,7 +198,7 @@ class TaskPortal:
 
         try:
             return trio.from_thread.run(in_trio, trio_token=self._token)
-        except trio.RunFinishedError:
+        except (trio.RunFinishedError, trio.Cancelled):  # Cancelled: the run ended while it was doing the call
             raise self._closed() from None
 
     def _run_sync(self, call: Callable[[], T]) -> T:
