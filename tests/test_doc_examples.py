@@ -196,7 +196,7 @@ def test_testing_example_passes() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"\b4 passed\b", result.stdout), result.stdout
+    assert re.search(r"\b5 passed\b", result.stdout), result.stdout
 
 
 # -- every example is shown on a page and run here -----------------------------------------------------------------

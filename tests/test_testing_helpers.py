@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -117,9 +119,53 @@ async def test_run_task_with_retries_shows_the_attempts(autojump_clock: trio.tes
     assert [ctl.message for ctl in ctls[::2]] == ["attempt 1", "attempt 2", "attempt 3"]
 
 
+async def test_run_task_passes_on_terminal_to_start() -> None:
+    ends: list[TaskCtl] = []
+    ctls = await run_task(plugin, "whoami", task_id="W", on_terminal=ends.append)
+    assert ends == ctls[-1:], "called once, with the terminal"
+
+
+async def test_a_wait_under_run_task_is_resumed_from_beside(
+    task_manager: TaskManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def answer_soon() -> None:
+        await trio.sleep(1)
+        handle = task.get_handle("answer", "A1")
+        assert handle is not None
+        assert handle.notify("answer", 42)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_soon)
+        ctls = await run_task(plugin, "answer", "Deploy?", task_id="A1")
+    assert ctls == [ASKING, TaskCtl.success("answered", data=42)]
+
+
+async def test_run_task_in_a_task_that_outlived_its_manager_opens_its_own() -> None:
+    ran: list[list[TaskCtl]] = []
+    leave = trio.Event()
+
+    async def later() -> None:  # started inside the manager's block: it sees that manager, now closed
+        await leave.wait()
+        ran.append(await run_task(plugin, "whoami", task_id="W"))
+
+    async with trio.open_nursery() as nursery:
+        async with open_task_manager() as manager:
+            nursery.start_soon(later)
+        assert manager.closed
+        leave.set()
+    assert ran == [[TaskCtl.success(data=("W", "test-chat"))]]
+    assert manager.get_state("whoami", "W") is None, "not run in the closed manager"
+
+
 async def test_run_task_raises_what_start_raises() -> None:
     with trio.fail_after(5), pytest.raises(UnknownTaskType, match="nope"):
         await run_task(plugin, "nope")
+
+
+def test_the_helpers_import_without_pytest() -> None:
+    code = "import sys; sys.modules['pytest'] = None; from trio_tasks.testing import *; print(run_task.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "run_task\n", "")
 
 
 # -- the task_manager fixture -----------------------------------------------------------------------------------

@@ -26,10 +26,10 @@ from typing import Any
 from ._ctl import TaskCtl
 from ._errors import NoTaskManager
 from ._facade import current_manager
-from ._manager import TaskManager, open_task_manager
+from ._manager import TaskManager, TerminalCallback, open_task_manager
 from ._plugin import Plugin
 
-__all__ = ["run_task", "task_manager"]
+__all__ = ["run_task"]  # and task_manager, where pytest is installed
 
 _ids = itertools.count(1)
 
@@ -41,28 +41,44 @@ async def run_task(
     task_id: str | None = None,
     chat_key: str = "test-chat",
     task_timeout: float | None = None,
+    on_terminal: TerminalCallback | None = None,
     **kwargs: Any,
 ) -> list[TaskCtl]:
-    """Run one task to its end and return every TaskCtl it produced, the terminal one last.
+    """Run one task to its end and return every TaskCtl it reported, the terminal one last.
 
     It runs in the current task manager (inside ``open_task_manager()`` or
     with the ``task_manager`` fixture), or in a manager of its own when none
-    is open. ``args`` and ``kwargs`` go to the body, as with ``start``;
-    ``task_id`` defaults to a fresh ``"run_task-N"``. Nothing is dropped::
+    is open (or the current one has closed). ``args`` and ``kwargs`` go to
+    the body, as with ``start``; ``task_id`` (default: a fresh
+    ``"run_task-N"``), ``chat_key``, ``task_timeout`` and ``on_terminal``
+    go to ``start``. Nothing is dropped, and the list holds the reports the
+    manager makes for the task too (queued behind a limit, a retry's
+    back-off)::
 
         ctls = await run_task(plugin, "my_task", prompt="Generate report")
         assert [ctl.progress for ctl in ctls[:-1]] == [10, 50]
         assert ctls[-1].signal is TaskSignal.SUCCESS
 
     With a mock clock (``autojump_clock``) a task that waits an hour ends
-    at once, its wait timed out.
+    at once, its wait timed out. To resume the wait instead, give the task
+    an id and notify it from beside, in an open manager (the fixture's)::
+
+        async def approve_soon():
+            await trio.sleep(1)  # by then the task waits
+            task.get_handle("approval", "A1").notify("approval", True)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(approve_soon)
+            ctls = await run_task(plugin, "approval", task_id="A1", prompt="Deploy?")
     """
     try:
         manager = current_manager()
     except NoTaskManager:
+        manager = None
+    if manager is None or manager.closed:
         async with open_task_manager() as own:
-            return await _run(own, plugin, task_type, args, task_id, chat_key, task_timeout, kwargs)
-    return await _run(manager, plugin, task_type, args, task_id, chat_key, task_timeout, kwargs)
+            return await _run(own, plugin, task_type, args, task_id, chat_key, task_timeout, on_terminal, kwargs)
+    return await _run(manager, plugin, task_type, args, task_id, chat_key, task_timeout, on_terminal, kwargs)
 
 
 async def _run(
@@ -73,11 +89,14 @@ async def _run(
     task_id: str | None,
     chat_key: str,
     task_timeout: float | None,
+    on_terminal: TerminalCallback | None,
     kwargs: dict[str, Any],
 ) -> list[TaskCtl]:
     task_id = f"run_task-{next(_ids)}" if task_id is None else task_id
     async with manager.watch(task_type, task_id, buffer=None) as events:
-        await manager.start(task_type, task_id, chat_key, plugin, *args, task_timeout=task_timeout, **kwargs)
+        await manager.start(
+            task_type, task_id, chat_key, plugin, *args, on_terminal=on_terminal, task_timeout=task_timeout, **kwargs
+        )
         return [event.ctl async for event in events]
 
 
@@ -86,6 +105,7 @@ try:
 except ImportError:  # pragma: no cover - only the fixture needs pytest
     pass
 else:
+    __all__ += ["task_manager"]
 
     @pytest.fixture
     async def task_manager() -> AsyncIterator[TaskManager]:

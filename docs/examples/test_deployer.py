@@ -25,6 +25,18 @@ async def test_deploy_fails_after_an_hour_without_approval(autojump_clock):
     assert trio.current_time() - started == 1 + 3600
 
 
+async def test_run_task_with_an_answer(task_manager, autojump_clock):
+    # To answer a wait under run_task, notify the task from beside the test, by its id.
+    async def approve_soon():
+        await trio.sleep(10)  # by then the task waits for approval
+        task.get_handle("deploy", "D1").notify("approval", True)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(approve_soon)
+        ctls = await run_task(plugin, "deploy", app="todo", task_id="D1")
+    assert ctls[-1] == TaskCtl.success("Deployed", data={"url": "https://todo.example.org"})
+
+
 async def test_an_approved_deploy_goes_live(task_manager, autojump_clock, capsys):
     # The task_manager fixture is open for the whole test; trio_tasks.task refers to it.
     assert await create_deploy_task("chat-1", "todo") == "Task started: deploy-todo"
