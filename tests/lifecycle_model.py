@@ -33,8 +33,8 @@ from trio_tasks import TaskSignal
 Op = tuple[Any, ...]
 
 # Outside events: kind is one of "start", "notify", "cancel_wait", "cancel_all",
-# "cancel" (with grace), "stop_all" (with grace), "stop_chat" (stop_all(chat_key=chat_of(task),
-# grace)), "exit", "outer_cancel".
+# "cancel" (with grace), "stop_all" (with grace), "stop_all_twice" (two stop_alls at one instant:
+# as one), "stop_chat" (stop_all(chat_key=chat_of(task), grace)), "exit", "outer_cancel".
 
 DEADLINE_OFFSET = 1 / 512
 CALLBACK_OFFSET = 1 / 1024
@@ -301,8 +301,8 @@ class _Sim:
         alive = task is not None and task.alive
         if event.kind == "start":
             self.start(event.task, now)
-        elif event.kind in ("stop_all", "stop_chat"):
-            chat = None if event.kind == "stop_all" else chat_of(event.task)
+        elif event.kind in ("stop_all", "stop_all_twice", "stop_chat"):
+            chat = None if event.kind != "stop_chat" else chat_of(event.task)
             for other in sorted(self.alive(), key=lambda t: not t.queued):
                 if other.alive and (chat is None or chat_of(other.index) == chat):
                     self.cancel(other, now, event.grace)

@@ -5,7 +5,7 @@ without timeouts, cooperative waits for a cancel request, raises, non-TaskCtl
 yields, terminal yields, early returns, KeyboardInterrupt), per-task deadlines
 and sync or async terminal callbacks, a concurrency limit (queue or reject), a
 retry policy, and outside events (start, notify, cancel_wait, cancel_all,
-cancel and stop_all (of every task, or of one chat) with or without a grace period, manager exit with or
+cancel and stop_all (of every task, twice at once, or of one chat) with or without a grace period, manager exit with or
 without a grace period, cancellation of a scope around the manager). Each
 scenario runs for real on a MockClock and must match :mod:`lifecycle_model`:
 every accepted start fires exactly one terminal callback, with the predicted
@@ -121,8 +121,12 @@ _ending_ops = st.one_of(
 _rare = st.integers(0, 19).map(lambda n: n == 0)
 
 _event_kinds = st.sampled_from(
-    ["notify", "notify", "notify", "cancel_wait", "cancel_all", "cancel", "cancel", "stop_all", "stop_chat", "exit"]
+    [
+        "notify", "notify", "notify", "cancel_wait", "cancel_all", "cancel", "cancel",
+        "stop_all", "stop_all_twice", "stop_chat", "exit",
+    ]
 )
+_WITH_GRACE = ("cancel", "stop_all", "stop_all_twice", "stop_chat")
 _retries = st.one_of(
     st.none(),
     st.builds(Retry, st.integers(2, 3), st.integers(1, 2), st.integers(1, 2), st.just(3)),
@@ -168,7 +172,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     phase = phases(count + len(others) + 1)
     events = [Event(starts[i] + phase[i], "start", i) for i in range(count)]
     events += [
-        Event(when + phase[count + j], kind, task, key, grace if kind in ("cancel", "stop_all", "stop_chat") else 0)
+        Event(when + phase[count + j], kind, task, key, grace if kind in _WITH_GRACE else 0)
         for j, (kind, task, key, when, grace) in enumerate(others)
     ]
     last = int(max(e.time for e in events)) + 1 + phase[-1]
@@ -264,6 +268,9 @@ async def _apply(
     elif event.kind == "cancel":
         driver.start_soon(partial(manager.cancel, "script", task_id, grace=event.grace))
     elif event.kind == "stop_all":
+        driver.start_soon(partial(manager.stop_all, grace=event.grace))
+    elif event.kind == "stop_all_twice":  # two at one instant: each opens a generation; neither stops the other's
+        driver.start_soon(partial(manager.stop_all, grace=event.grace))
         driver.start_soon(partial(manager.stop_all, grace=event.grace))
     elif event.kind == "stop_chat":  # a filtered stop_all: each matching task's own scope, not the shared one
         driver.start_soon(partial(manager.stop_all, chat_key=chat_of(event.task), grace=event.grace))
