@@ -29,7 +29,7 @@ from trio_tasks import TaskSignal
 # Body operations (tuples, so that Hypothesis prints them readably):
 #   ("progress",) ("checkpoint",) ("sleep", s) ("wait", key, timeout | None)
 #   ("until_cancel",)  await handle.cancel_requested(), then yield its own CANCEL
-#   ("raise",) ("junk",) ("terminal", TaskSignal) ("return",) ("interrupt",)
+#   ("raise",) ("junk",) ("terminal", TaskSignal, in_a_nursery) ("return",) ("interrupt",)
 Op = tuple[Any, ...]
 
 # Outside events: kind is one of "start", "notify", "cancel_wait", "cancel_all",

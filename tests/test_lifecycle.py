@@ -265,6 +265,64 @@ async def test_cancel_during_cleanup_after_a_terminal_keeps_the_terminal(
     assert [ctl.message for ctl in ends] == ["finished"]
 
 
+@pytest.mark.parametrize("child", [False, True], ids=["empty", "with a child"])
+async def test_a_terminal_yielded_inside_the_bodys_own_nursery_stands(
+    autojump_clock: trio.testing.MockClock, child: bool
+) -> None:
+    ends: list[TaskCtl] = []
+    children_closed: list[bool] = []
+
+    async def sleeper() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            children_closed.append(True)
+
+    own = Plugin(name="Nursery", module_name="nursery")  # one per parameter: a type is mounted once
+
+    @own.mount_async_task("in_a_nursery")
+    async def in_a_nursery(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+        async with trio.open_nursery() as nursery:
+            if child:
+                nursery.start_soon(sleeper)
+            yield TaskCtl.success("from inside")
+
+    async with open_task_manager() as manager:
+        bystander = await start(manager, "bystander", park)
+        await manager.start("in_a_nursery", "N", "chat", own, on_terminal=ends.append)
+        await trio.sleep(1)
+        assert manager.get_running_tasks() == ["scripted:bystander"], "the bystander runs on"
+    assert ends == [TaskCtl.success("from inside")]
+    assert children_closed == ([True] if child else [])
+    assert bystander.only().ctl == TaskCtl.cancel("Cancelled: the task manager closed")
+
+
+async def test_a_body_whose_finally_yields_again_keeps_its_terminal_and_harms_nobody(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ends: list[TaskCtl] = []
+
+    @plugin.mount_async_task("yields_in_finally")
+    async def yields_in_finally(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+        try:
+            yield TaskCtl.success("ok")
+        finally:
+            yield TaskCtl.report_progress("cleaning up", 99)
+
+    async with open_task_manager() as manager:
+        bystander = await start(manager, "bystander", park)
+        await manager.start("yields_in_finally", "Y", "chat", plugin, on_terminal=ends.append)
+        await trio.sleep(1)
+        later = await start(manager, "later", TaskCtl.success("later"))
+        await trio.sleep(1)
+        assert manager.get_running_tasks() == ["scripted:bystander"]
+    assert ends == [TaskCtl.success("ok")]
+    assert later.only().ctl == TaskCtl.success("later"), "a task started afterwards runs normally"
+    assert bystander.only().ctl == TaskCtl.cancel("Cancelled: the task manager closed")
+    logged = [r.getMessage() for r in caplog.records if r.name == "trio_tasks"]
+    assert logged == ["task yields_in_finally:Y raised while closing, after it had ended; its outcome stands"]
+
+
 # -- row 6: WaitCancelled escapes the body -------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 Hypothesis generates task scripts (progress, checkpoints, sleeps, waits with and
 without timeouts, cooperative waits for a cancel request, raises, non-TaskCtl
-yields, terminal yields, early returns, KeyboardInterrupt), per-task deadlines
+yields, terminal yields (some inside a nursery of the body), early returns, KeyboardInterrupt), per-task deadlines
 and sync or async terminal callbacks, a concurrency limit (queue or reject), a
 retry policy, and outside events (start, notify, cancel_wait, cancel_all,
 cancel and stop_all (of every task, twice at once, or of one chat) with or without a grace period, manager exit with or
@@ -81,6 +81,10 @@ async def scripted_body(handle: AsyncTaskHandle, script: tuple[Op, ...]) -> Asyn
             raise ValueError("scripted error")
         elif kind == "junk":
             yield 42
+        elif kind == "terminal" and op[2]:  # yielded inside the body's own nursery, a child running in it
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.sleep_forever)
+                yield _TERMINALS[op[1]]
         elif kind == "terminal":
             yield _TERMINALS[op[1]]
         elif kind == "return":
@@ -114,7 +118,7 @@ _common_ops = st.one_of(
 _ending_ops = st.one_of(
     st.just(("raise",)),
     st.just(("junk",)),
-    st.tuples(st.just("terminal"), st.sampled_from(list(_TERMINALS))),
+    st.tuples(st.just("terminal"), st.sampled_from(list(_TERMINALS)), st.booleans()),
     st.just(("return",)),
 )
 
@@ -394,7 +398,7 @@ def test_model_examples() -> None:
     """A few hand-written scenarios, so a broken model cannot pass silently."""
     approve_then_fail = Scenario(
         tasks=(
-            TaskSetup((("wait", "a", None), ("terminal", TaskSignal.SUCCESS))),
+            TaskSetup((("wait", "a", None), ("terminal", TaskSignal.SUCCESS, False))),
             TaskSetup((("sleep", 2), ("raise",))),
             TaskSetup((("wait", "b", 3),)),
         ),

@@ -116,8 +116,14 @@ async def run_task(
                             terminal = _DONE
                         # A body that raised has finished already: only one that yielded its
                         # terminal is still open. Its finally blocks run now, inside the scope.
-                        await body.aclose()
-                        handle._body = None
+                        try:
+                            await body.aclose()
+                        except BaseExceptionGroup as group:  # from a nursery the body yielded inside
+                            rest = _besides_closing(group)
+                            if rest is not None:
+                                raise rest from None
+                        finally:
+                            handle._body = None  # closed (or unclosable: one whose finally yields again)
                     break
                 except Exception as exc:
                     if terminal is not None or retrying is None or not _retries(handle, retrying.policy, attempt, exc):
@@ -169,7 +175,19 @@ async def run_task(
             elif body.ag_frame is not None:
                 # Still suspended at a yield: the runner itself failed between two steps. Close it anyway.
                 with trio.CancelScope(shield=True):
-                    await body.aclose()
+                    try:
+                        await body.aclose()
+                    except Exception as exc:  # the task has ended: its outcome stands
+                        _log_cleanup_error(handle, exc)
+                    except BaseExceptionGroup as group:
+                        if _besides_closing(group) is not None:
+                            raise
+
+
+def _besides_closing(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """What closing a body raised besides the GeneratorExit that closed it (a nursery the body
+    yielded inside wraps that GeneratorExit in a group), or None."""
+    return group.split(GeneratorExit)[1]
 
 
 def _escaping(handle: AsyncTaskHandle) -> None:
