@@ -183,7 +183,8 @@ class TaskManager:
             TypeError: a bad argument: an id that is not a str, a ``plugin``
                 that is not a :class:`Plugin`, an ``on_terminal`` that is not
                 callable, or arguments the body does not accept.
-            ValueError: ``task_timeout`` is not a number > 0.
+            ValueError: ``task_timeout`` is a number but not > 0 (a
+                ``task_timeout`` that is not a number is a TypeError).
             ManagerClosed: the manager's block has ended.
         """
         await _checkpoint_if_cancelled()
@@ -685,7 +686,8 @@ async def open_task_manager(
             :class:`~trio_tasks.TooManyTasks`).
 
     An exception raised in the block propagates unchanged (not wrapped in an
-    ExceptionGroup); so does a KeyboardInterrupt raised by a task body.
+    ExceptionGroup); so does a KeyboardInterrupt raised by a task body, which
+    cancels the other tasks and async callbacks at once (no grace period).
     """
     _check_options(on_agent_notice, grace_period, history_limit, max_concurrent, on_limit)
     raised: BaseException | None = None
