@@ -331,6 +331,23 @@ async def test_type_limit_and_manager_limit_combine(autojump_clock: trio.testing
     assert all(len(ends) == 1 for ends in tasks.endings.by_task.values())
 
 
+async def test_with_two_limits_bodies_still_begin_in_start_order(autojump_clock: trio.testing.MockClock) -> None:
+    every = Probe()
+    plugin = Plugin(name="Limits", module_name="limits")
+    plugin.mount_async_task("render", max_concurrent=1)(job)
+    plugin.mount_async_task("fetch")(job)
+    async with open_task_manager(max_concurrent=1) as manager:
+        tasks = Tasks(manager, plugin)
+        await tasks.start("R0", every, task_type="render", seconds=5)
+        await tasks.start("R1", every, task_type="render", seconds=5)  # waits at the render limit
+        await tasks.start("F0", every, task_type="fetch", seconds=5)  # waits at the manager's limit
+        await tasks.start("R2", every, task_type="render", seconds=5)
+        await tasks.start("F1", every, task_type="fetch", seconds=5)
+        await wait_until_idle(manager)
+    assert every.begun == ["R0", "R1", "F0", "R2", "F1"], "R1 started before F0: it goes first when R0 ends"
+    assert [tasks.ended(task_id).at for task_id in every.begun] == [5, 10, 15, 20, 25]
+
+
 # -- every way of ending frees the slot ------------------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+import itertools
 from typing import TYPE_CHECKING, final
 
 import trio
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Admission", "Limiter"]
 
+_numbers = itertools.count()  # start order, across managers (only its order within one counts)
+
 
 @final
 class Limiter:
@@ -26,7 +29,8 @@ class Limiter:
     limit is refused (:meth:`check`), so no task ever queues on it. With
     ``on_limit="queue"`` a task holds one of ``limit`` slots while its body
     runs; the others wait in ``waiting``, first come (first ``start``) first
-    served.
+    served: a heap in the order of the starts, so that a task that waited
+    at another limit first still goes before the tasks started after it.
     """
 
     __slots__ = ("limit", "live", "queued", "reject", "running", "waiting", "what")
@@ -37,7 +41,7 @@ class Limiter:
         self.what = what
         self.live = 0
         self.running = 0  # slots held
-        self.waiting: deque[Admission] = deque()  # may hold abandoned admissions, skipped when reached
+        self.waiting: list[tuple[int, Admission]] = []  # a heap by start order; abandoned ones are skipped
         self.queued = 0  # the admissions in `waiting` that still wait
 
     def check(self, task_type: str, task_id: str) -> None:
@@ -48,13 +52,17 @@ class Limiter:
                 f"tasks at once and {self.live} are running; wait for one to end, or use on_limit='queue'"
             )
 
-    def hand_on(self) -> None:
-        """Give free slots to the tasks that wait longest."""
+    def first_waiting(self) -> Admission | None:
+        """The admission that started first among those waiting here, or None."""
         waiting = self.waiting
-        while waiting and self.running < self.limit:
-            admission = waiting.popleft()
-            if admission.abandoned:
-                continue
+        while waiting and waiting[0][1].abandoned:
+            heapq.heappop(waiting)
+        return waiting[0][1] if waiting else None
+
+    def hand_on(self) -> None:
+        """Give free slots to the tasks that started first."""
+        while self.running < self.limit and (admission := self.first_waiting()) is not None:
+            heapq.heappop(self.waiting)
             self.queued -= 1
             self.running += 1
             admission.held += 1
@@ -67,10 +75,10 @@ class Admission:
     ``granted``, set once it holds them all (its body may begin).
 
     Slots are taken synchronously at ``start`` and when another task gives one
-    back, so the queue order is the order of the starts.
+    back, so the queue order is the order of the starts (``number``).
     """
 
-    __slots__ = ("abandoned", "attempt", "granted", "handle", "held", "limits", "slots")
+    __slots__ = ("abandoned", "attempt", "granted", "handle", "held", "limits", "number", "slots")
 
     def __init__(self, handle: AsyncTaskHandle, limits: tuple[Limiter, ...], attempt: int | None = None) -> None:
         self.handle = handle
@@ -79,6 +87,7 @@ class Admission:
         self.slots = [limiter for limiter in limits if not limiter.reject]
         self.held = 0  # slots[:held] are held
         self.abandoned = False
+        self.number = next(_numbers)
         self.granted = trio.Event()
         for limiter in limits:
             limiter.live += 1
@@ -89,11 +98,12 @@ class Admission:
         slots = self.slots
         while self.held < len(slots):
             limiter = slots[self.held]
-            if limiter.running < limiter.limit and not limiter.queued:
+            first = limiter.first_waiting()
+            if limiter.running < limiter.limit and (first is None or first.number > self.number):
                 limiter.running += 1
                 self.held += 1
                 continue
-            limiter.waiting.append(self)
+            heapq.heappush(limiter.waiting, (self.number, self))
             limiter.queued += 1
             self.handle._queued = True
             message = f"Queued: {limiter.what} runs at most {limiter.limit} at once"
@@ -108,7 +118,9 @@ class Admission:
         if self.held < len(self.slots) and not self.abandoned:
             self.abandoned = True
             self.slots[self.held].queued -= 1
-        for limiter in self.slots[: self.held]:
-            limiter.running -= 1
-            limiter.hand_on()
+        held = self.slots[: self.held]
         self.held = 0
+        for limiter in held:  # every slot back before any is handed on: the next in line may need several
+            limiter.running -= 1
+        for limiter in held:
+            limiter.hand_on()
