@@ -117,6 +117,32 @@ async def test_stop_alls_at_once_stop_what_ran_and_leave_the_manager_open(
     assert endings.only("P1").ctl == TaskCtl.success("went")
 
 
+async def test_a_start_while_stop_all_opens_the_next_generation_goes_there(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endings = Endings()
+    returned: list[int] = []
+    entered = trio.Event()
+
+    async def stop_all() -> None:
+        entered.set()  # stop_all runs on at once, to its first checkpoint: opening the next generation
+        returned.append(await manager.stop_all())
+
+    async with open_task_manager() as manager:
+        await manager.start("parked", "old", "chat", plugin, on_terminal=endings.callback("old"))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_all)
+            await entered.wait()
+            new = await manager.start("parked", "new", "chat", plugin, on_terminal=endings.callback("new"))
+        assert returned == [1]
+        assert manager.get_running_tasks() == ["parked:new"], "started after the call: not stopped"
+        assert not new.is_cancelled
+        new.notify("go")
+        await wait_until_idle(manager)
+    assert endings.only("old").ctl == BY_STOP_ALL
+    assert endings.only("new").ctl == TaskCtl.success("went")
+
+
 async def test_a_start_after_the_close_began_is_refused_even_beside_a_stop_all_in_its_grace(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

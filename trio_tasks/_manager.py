@@ -101,6 +101,9 @@ class TaskManager:
         self._root = nursery
         self._generations: list[Generation] = []  # those not yet ended; the last one is the current
         self._generation: Generation | None = None  # where tasks start; opened by _open
+        self._switching = 0  # stop_alls opening the next generation; starts wait for them
+        self._switch_lock = trio.Lock()
+        self._switched = trio.Event()  # set (and replaced) when a switch or the close is done
         self._now = trio.lowlevel.current_clock().current_time
         self._on_agent_notice = on_agent_notice
         self._grace_period = grace_period
@@ -189,8 +192,8 @@ class TaskManager:
         """
         await _checkpoint_if_cancelled()
         generation = self._generation
-        if generation is None or generation.closing:  # None once the manager is closing
-            raise ManagerClosed(f"cannot start {task_type}:{task_id}: the task manager has closed")
+        if generation is None or generation.closing:  # closed, or a stop_all() is opening the next generation
+            generation = await self._generation_to_start_in(task_type, task_id)
         if task_type.__class__ is not str or task_id.__class__ is not str or chat_key.__class__ is not str:
             _check_ids(task_type, task_id, chat_key)
         if plugin.__class__ is not Plugin:
@@ -361,7 +364,9 @@ class TaskManager:
         ``on_terminal`` callback has run (or, if async, started) when it
         returns. ``grace`` works as in :meth:`cancel`. Tasks started while
         it waits are not affected. Without filters one cancel reaches every
-        task (they share a nursery, which later starts leave for a new one);
+        task (they share a nursery, which later starts leave for a new one:
+        a start made while it opens that nursery waits for it, one
+        scheduling round);
         with filters each matching task's own scope is cancelled. A plugin's
         cleanup hook stops only its own tasks with::
 
@@ -403,15 +408,14 @@ class TaskManager:
         closing); the older ones, holding every task running now, are
         cancelled. Returns how many tasks it stopped.
         """
+        count = len(self._live)  # running now: each is in a generation older than the one we open
         generations = self._generations
         if self._closed:
             older = list(generations)
         else:
-            with trio.CancelScope(shield=True):  # one scheduling round; the stop must happen even if we are cancelled
-                current = await self._new_generation()
-            # Only those before ours: a stop_all running beside this one may have opened a newer one meanwhile.
+            current = await self._switch_generation()
+            # Only those before ours: a stop_all beside this one may have opened a newer one since.
             older = generations[: generations.index(current)] if current in generations else list(generations)
-        count = len(self._live)  # every one of them is in an older generation
         try:
             if grace and count:
                 handles = list(self._live.values())
@@ -552,6 +556,43 @@ class TaskManager:
         await self._root.start(self._callbacks.run)
         await self._new_generation()
 
+    async def _switch_generation(self) -> Generation:
+        """Open the generation that later starts go to, for a stop_all without filters.
+
+        Starts wait meanwhile (the current generation is closing), so that
+        none lands in a generation this stop_all, or another one waiting to
+        switch, is about to stop. One switch at a time: each opens a newer
+        generation than the last.
+        """
+        assert self._generation is not None  # not closed
+        self._generation.closing = True
+        self._switching += 1
+        try:
+            with trio.CancelScope(shield=True):  # one scheduling round; the stop must happen even if we are cancelled
+                async with self._switch_lock:
+                    current = await self._new_generation()
+        finally:
+            self._switching -= 1
+        if self._switching and current is self._generation:
+            current.closing = True  # another stop_all waits to switch: starts wait for its generation
+        self._wake_starts()
+        return current
+
+    async def _generation_to_start_in(self, task_type: str, task_id: str) -> Generation:
+        """The generation a start goes to once no stop_all is switching; ManagerClosed once closed."""
+        while True:
+            generation = self._generation
+            if generation is not None and not generation.closing:
+                return generation
+            if generation is None or not self._switching:  # closed, or an exception is leaving the manager
+                raise ManagerClosed(f"cannot start {task_type}:{task_id}: the task manager has closed")
+            await self._switched.wait()
+
+    def _wake_starts(self) -> None:
+        """Let the starts that wait for a new generation look again."""
+        self._switched.set()
+        self._switched = trio.Event()
+
     async def _new_generation(self) -> Generation:
         """Open a generation in the manager's nursery; tasks start in it from now on (unless a newer one
         opened meanwhile, for a stop_all beside this one, or the manager has begun to close)."""
@@ -611,6 +652,7 @@ class TaskManager:
         allow the grace period, cancel the rest, then the same for async callbacks."""
         self._closed = True
         self._generation = None  # start refuses from now on
+        self._wake_starts()  # (those waiting for a stop_all's new generation refuse too)
         grace = self._grace_period
         try:
             await self._stop_everything(_CLOSED, grace)
