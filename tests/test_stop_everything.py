@@ -92,6 +92,13 @@ async def test_a_second_stop_all_reaches_tasks_still_in_the_first_ones_grace(
     assert seen == [True, True]
 
 
+async def runs_on(manager: TaskManager, parked_task: AsyncTaskHandle) -> None:
+    """A parked task started after a stop_all: it was not asked to stop, and it goes on when notified."""
+    assert not parked_task.is_cancelled
+    parked_task.notify("go")
+    await wait_until_idle(manager)
+
+
 async def test_stop_alls_at_once_stop_what_ran_and_leave_the_manager_open(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -108,10 +115,7 @@ async def test_stop_alls_at_once_stop_what_ran_and_leave_the_manager_open(
             for _ in range(3):
                 nursery.start_soon(stop_all)
         assert returned == [1, 1, 1]
-        handle = await manager.start("parked", "P1", "chat", plugin, on_terminal=endings.callback("P1"))
-        assert not handle.is_cancelled, "no stop_all reached a task started after them all"
-        handle.notify("go")
-        await wait_until_idle(manager)
+        await runs_on(manager, await manager.start("parked", "P1", "chat", plugin, on_terminal=endings.callback("P1")))
         assert len(manager._generations) == 1, "the older generations have closed, the current one is open"
     assert endings.only("S1").ctl == BY_STOP_ALL
     assert endings.only("P1").ctl == TaskCtl.success("went")
@@ -136,9 +140,7 @@ async def test_a_start_while_stop_all_opens_the_next_generation_goes_there(
             new = await manager.start("parked", "new", "chat", plugin, on_terminal=endings.callback("new"))
         assert returned == [1]
         assert manager.get_running_tasks() == ["parked:new"], "started after the call: not stopped"
-        assert not new.is_cancelled
-        new.notify("go")
-        await wait_until_idle(manager)
+        await runs_on(manager, new)
     assert endings.only("old").ctl == BY_STOP_ALL
     assert endings.only("new").ctl == TaskCtl.success("went")
 
