@@ -7,6 +7,7 @@ task is no longer running, ``get_state`` shows the terminal, then the callback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -297,26 +298,32 @@ async def test_a_terminal_yielded_inside_the_bodys_own_nursery_stands(
     assert bystander.only().ctl == TaskCtl.cancel("Cancelled: the task manager closed")
 
 
+@pytest.mark.parametrize("in_a_nursery", [False, True], ids=["bare", "in a nursery"])
 async def test_a_body_whose_finally_yields_again_keeps_its_terminal_and_harms_nobody(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, in_a_nursery: bool
 ) -> None:
     ends: list[TaskCtl] = []
+    cleanup: list[str] = []
+    own = Plugin(name="Cleanup", module_name="cleanup")  # one per parameter: a type is mounted once
 
-    @plugin.mount_async_task("yields_in_finally")
+    @own.mount_async_task("yields_in_finally")
     async def yields_in_finally(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
-        try:
-            yield TaskCtl.success("ok")
-        finally:
-            yield TaskCtl.report_progress("cleaning up", 99)
+        async with trio.open_nursery() if in_a_nursery else contextlib.nullcontext():
+            try:
+                yield TaskCtl.success("ok")
+            finally:
+                yield TaskCtl.report_progress("cleaning up", 99)
+                cleanup.append("finished")  # the runner lets the cleanup finish, so its nursery exits
 
     async with open_task_manager() as manager:
         bystander = await start(manager, "bystander", park)
-        await manager.start("yields_in_finally", "Y", "chat", plugin, on_terminal=ends.append)
+        await manager.start("yields_in_finally", "Y", "chat", own, on_terminal=ends.append)
         await trio.sleep(1)
         later = await start(manager, "later", TaskCtl.success("later"))
         await trio.sleep(1)
         assert manager.get_running_tasks() == ["scripted:bystander"]
     assert ends == [TaskCtl.success("ok")]
+    assert cleanup == ["finished"]
     assert later.only().ctl == TaskCtl.success("later"), "a task started afterwards runs normally"
     assert bystander.only().ctl == TaskCtl.cancel("Cancelled: the task manager closed")
     logged = [r.getMessage() for r in caplog.records if r.name == "trio_tasks"]
@@ -451,6 +458,25 @@ async def test_a_keyboard_interrupt_from_a_callback_propagates_after_the_ending_
     assert returned == [True], "the cancel waiting for the task's end returned"
     assert manager.get_state("scripted", "T") == TaskCtl.cancel("Cancelled by cancel()")
     assert bystander.only().ctl.signal is TaskSignal.CANCEL
+
+
+async def test_a_keyboard_interrupt_from_a_callback_still_closes_a_body_that_never_began() -> None:
+    own = Plugin(name="Queued", module_name="queued")
+
+    @own.mount_async_task("one_at_a_time", max_concurrent=1)
+    async def one_at_a_time(handle: AsyncTaskHandle) -> None:
+        await trio.sleep_forever()
+
+    def interrupt(ctl: TaskCtl) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # noqa: PT012 - the callback's interrupt escapes the manager's block
+        async with open_task_manager() as manager:
+            await manager.start("one_at_a_time", "A", "chat", own)
+            queued = await manager.start("one_at_a_time", "B", "chat", own, on_terminal=interrupt)
+            body = queued._body  # a coroutine that never begins: cancelled while queued
+            await manager.cancel("one_at_a_time", "B")
+    assert body.cr_frame is None, "closed, so no 'coroutine was never awaited' warning"
 
 
 async def test_history_is_bounded_and_keeps_the_latest() -> None:

@@ -123,7 +123,9 @@ async def run_task(
                             if rest is not None:
                                 raise rest from None
                         finally:
-                            handle._body = None  # closed (or unclosable: one whose finally yields again)
+                            handle._body = None
+                            if body.ag_frame is not None:  # its cleanup yielded: "ignored GeneratorExit"
+                                await _run_out(handle, body)
                     break
                 except Exception as exc:
                     if terminal is not None or retrying is None or not _retries(handle, retrying.policy, attempt, exc):
@@ -168,20 +170,56 @@ async def run_task(
             terminal = cancelled_terminal(handle, timeout)
         if retrying is not None:
             terminal = attrs.evolve(terminal, attempt=attempt)
-        manager._task_ended(handle, terminal)
-        if body is not None:
-            if body.__class__ is CoroutineType:
-                body.close()  # a body that never began (cancelled while queued): no "never awaited" warning
-            elif body.ag_frame is not None:
-                # Still suspended at a yield: the runner itself failed between two steps. Close it anyway.
-                with trio.CancelScope(shield=True):
-                    try:
-                        await body.aclose()
-                    except Exception as exc:  # the task has ended: its outcome stands
-                        _log_cleanup_error(handle, exc)
-                    except BaseExceptionGroup as group:
-                        if _besides_closing(group) is not None:
-                            raise
+        try:
+            manager._task_ended(handle, terminal)
+        finally:  # (even when a callback raised a KeyboardInterrupt)
+            if body is not None:
+                await _discard(handle, body)
+
+
+async def _discard(handle: AsyncTaskHandle, body: Any) -> None:
+    """Close a body the runner did not close: one that never began (cancelled while queued),
+    or one still suspended at a yield because the runner itself failed between two steps."""
+    if body.__class__ is CoroutineType:
+        body.close()  # no "never awaited" warning
+    elif body.ag_frame is not None:
+        with trio.CancelScope(shield=True):
+            try:
+                await body.aclose()
+            except Exception as exc:  # the task has ended: its outcome stands
+                _log_cleanup_error(handle, exc)
+            except BaseExceptionGroup as group:
+                if _besides_closing(group) is not None:
+                    raise
+            finally:
+                if body.ag_frame is not None:
+                    await _run_out(handle, body)
+
+
+_MOST_CLEANUP_YIELDS = 100
+
+
+async def _run_out(handle: AsyncTaskHandle, body: Any) -> None:
+    """Let a body whose cleanup yielded after its terminal finish that cleanup (Python cannot close it:
+    it "ignored GeneratorExit"), ignoring what it yields, so that any nursery or scope it is in exits."""
+    for _ in range(_MOST_CLEANUP_YIELDS):
+        try:
+            await body.__anext__()
+        except (StopAsyncIteration, GeneratorExit):
+            return
+        except BaseExceptionGroup as group:
+            rest = _besides_closing(group)
+            if rest is not None:
+                raise rest from None
+            return
+        if body.ag_frame is None:
+            return
+    logger.error(
+        "task %s:%s yielded %d times in its cleanup after its terminal; it is left unfinished",
+        handle.task_type,
+        handle.task_id,
+        _MOST_CLEANUP_YIELDS,
+    )
 
 
 def _besides_closing(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
