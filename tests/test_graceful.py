@@ -67,6 +67,13 @@ async def finishes(handle: AsyncTaskHandle, began: list[str]) -> AsyncIterator[T
     yield TaskCtl.success("finished anyway")
 
 
+@plugin.mount_async_task("until_go")
+async def until_go(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    yield TaskCtl.report_progress("waiting", 10)
+    await handle.wait("go")
+    yield TaskCtl.success("went")
+
+
 @attrs.define
 class Tasks:
     """Starts tasks on one manager and records each terminal callback with its virtual time."""
@@ -294,3 +301,50 @@ async def test_grace_period_cancels_queued_tasks_at_once(autojump_clock: trio.te
     assert tasks.ended("A") == Ended(TaskCtl.success("finished anyway"), closing_at + 1)
     assert tasks.ended("B") == Ended(BY_CLOSE, closing_at)
     assert began == ["A"]
+
+
+# -- cancel_requested() ------------------------------------------------------------------------------------
+
+REQUESTS: dict[str, Callable[[TaskManager, AsyncTaskHandle], Awaitable[object]]] = {
+    "cancel": lambda manager, handle: manager.cancel("until_go", "U"),
+    "cancel with grace": lambda manager, handle: manager.cancel("until_go", "U", grace=5),
+    "stop_all": lambda manager, handle: manager.stop_all(),
+    "stop_all with grace": lambda manager, handle: manager.stop_all(grace=5),
+    "stop_all of its type": lambda manager, handle: manager.stop_all(task_type="until_go"),
+}
+
+
+@pytest.mark.parametrize("how", [*REQUESTS, "close", "close with grace", "its own end"])
+async def test_cancel_requested_returns_on_every_request_and_at_the_tasks_end(
+    autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    returned: list[tuple[float, bool]] = []
+
+    async def waiter(handle: AsyncTaskHandle) -> None:  # outside the task: nothing cancels it
+        await handle.cancel_requested()
+        returned.append((trio.current_time(), handle.is_cancelled))
+
+    grace_period = 5 if how == "close with grace" else 0
+    async with trio.open_nursery() as outside, open_task_manager(grace_period=grace_period) as manager:
+        handle = await manager.start("until_go", "U", "chat", plugin)
+        outside.start_soon(waiter, handle)
+        await trio.sleep(1)
+        if how in REQUESTS:
+            outside.start_soon(REQUESTS[how], manager, handle)
+        elif how == "its own end":
+            handle.notify("go")
+        await trio.sleep(10)  # (the block ends here, for "close")
+    assert returned == [(1 if how != "close" and how != "close with grace" else 11, how != "its own end")]
+
+
+async def test_cancel_requested_on_an_ended_task_returns_at_once() -> None:
+    async with open_task_manager() as manager:
+        handle = await manager.start("until_go", "U", "chat", plugin)
+        handle.notify("go")
+        await trio.testing.wait_all_tasks_blocked()
+        assert not manager.is_running("until_go", "U")
+        with trio.fail_after(1):
+            await handle.cancel_requested()
+        assert not handle.is_cancelled
+        assert handle.cancel_all() == 0
+        assert not handle.is_cancelled, "an ended task keeps what it ended with"

@@ -24,7 +24,7 @@ class Generation:
     cancels that task's own scope instead.
     """
 
-    __slots__ = ("_hold", "closing", "ended", "nursery", "stop_ctl")
+    __slots__ = ("_hold", "asked", "closing", "ended", "nursery", "stop_ctl")
 
     nursery: trio.Nursery  # set by run(), before the generation is handed over
 
@@ -33,6 +33,7 @@ class Generation:
         self.ended = trio.Event()  # set once the nursery has closed: every task in it has ended
         self.stop_ctl: TaskCtl | None = None  # the CANCEL its tasks report, once stopped
         self.closing = False  # no task may start in it any more
+        self.asked: set[trio.Event] = set()  # the cancel_requested() events of its running tasks that wait
 
     async def run(self, live: list[Generation], *, task_status: trio.TaskStatus[None]) -> None:
         """Hold the nursery open until :meth:`stop` or :meth:`release`; start with ``root.start(generation.run, live)``.
@@ -61,6 +62,9 @@ class Generation:
         """
         if self.stop_ctl is None:
             self.stop_ctl = ctl
+        for event in self.asked:  # its tasks are cancelled: a cancel was requested
+            event.set()
+        self.asked.clear()
         self.nursery.cancel_scope.cancel()
         self.release()
 

@@ -164,7 +164,8 @@ class AsyncTaskHandle:
         return generation is not None and generation.stop_ctl is not None and self._ended_at is None
 
     async def cancel_requested(self) -> None:
-        """Return once a cancel of this task has been requested (at once if it has been).
+        """Return once a cancel of this task has been requested (at once if it has been), or once
+        the task has ended (check :attr:`is_cancelled` to tell, outside the body).
 
         With a grace period (``task.cancel(..., grace=30)``, ``stop_all(grace=...)``
         or the manager's ``grace_period``) the body keeps running until the
@@ -185,12 +186,14 @@ class AsyncTaskHandle:
             else:
                 yield TaskCtl.success("Rendered")
         """
-        if self.is_cancelled:
+        if self.is_cancelled or self._ended_at is not None:
             await _checkpoint_if_cancelled()
             await _cancel_shielded_checkpoint()
             return
         if self._cancel_event is None:
             self._cancel_event = trio.Event()
+            if self._generation is not None:  # a stop of the whole generation sets it too
+                self._generation.asked.add(self._cancel_event)
         await self._cancel_event.wait()
 
     async def wait(self, key: str, timeout: float | None = None) -> Any:
@@ -321,7 +324,8 @@ class AsyncTaskHandle:
             handle.cancel_all()   # a WaitCancelled that escapes the body ends the task CANCEL
         """
         self._waits_closed = True
-        self._ask_cancel()
+        if self._ended_at is None:  # (an ended task keeps its is_cancelled)
+            self._ask_cancel()
         waits = self._waits
         self._waits = None
         waiters = [] if waits is None else [waits] if isinstance(waits, _Waiter) else list(waits.values())

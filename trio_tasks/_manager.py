@@ -614,6 +614,8 @@ class TaskManager:
         generation = handle._generation
         handle._generation = None  # nor the nursery it ran in (is_cancelled no longer needs it)
         handle._scope = ENDED_SCOPE  # nor its cancel scope
+        if handle._cancel_event is not None:  # someone waits in cancel_requested(): it returns now
+            _stop_waiting_for_a_cancel(handle, generation)
         limit = self._history_limit
         if limit:
             history = self._history
@@ -666,6 +668,14 @@ class TaskManager:
             finally:
                 self._callbacks.close(grace)
                 self._subscriptions.close()
+
+
+def _stop_waiting_for_a_cancel(handle: AsyncTaskHandle, generation: Generation | None) -> None:
+    event = handle._cancel_event
+    assert event is not None
+    event.set()
+    if generation is not None:
+        generation.asked.discard(event)
 
 
 def _check_options(
