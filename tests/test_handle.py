@@ -457,8 +457,53 @@ async def test_agent_notices_with_a_callback_raises() -> None:
             manager.agent_notices()
 
 
-async def test_notify_agent_after_the_manager_closed_raises() -> None:
-    async with open_task_manager() as manager:
+@pytest.mark.parametrize("callback", [None, print], ids=["queue", "callback"])
+async def test_notify_agent_after_the_manager_closed_raises(callback: Callable[[AgentNotice], object] | None) -> None:
+    async with open_task_manager(on_agent_notice=callback) as manager:
         handle, _ = await start(manager, park)
     with pytest.raises(ManagerClosed, match="closed"):
         await handle.notify_agent("anyone there?")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_raising_notice_callback_is_logged_and_harms_no_task(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def sync_callback(notice: AgentNotice) -> None:
+        raise RuntimeError(f"agent bug on {notice.message}")
+
+    async def async_callback(notice: AgentNotice) -> None:
+        await trio.sleep(0)
+        sync_callback(notice)
+
+    async with open_task_manager(on_agent_notice=sync_callback if kind == "sync" else async_callback) as manager:
+        _, endings = await start(manager, two_notices, "N")
+        await trio.testing.wait_all_tasks_blocked()
+    assert succeeded_with(endings) is None, "the task went on past both notices"
+    logged = [r.getMessage() for r in caplog.records if r.name == "trio_tasks"]
+    assert logged == ["on_agent_notice callback raised on a notice of task run:N; ignored"] * 2
+
+
+@pytest.mark.parametrize("callback", ["none (queue)", "sync", "async", "async without await"])
+async def test_notify_agent_in_a_cancelled_scope_raises_cancelled_and_sends_nothing(callback: str) -> None:
+    received: list[AgentNotice] = []
+
+    async def awaits(notice: AgentNotice) -> None:
+        await trio.sleep(0)
+        received.append(notice)
+
+    async def does_not_await(notice: AgentNotice) -> None:
+        received.append(notice)
+
+    callbacks = {"sync": received.append, "async": awaits, "async without await": does_not_await}
+    async with open_task_manager(on_agent_notice=callbacks.get(callback)) as manager:
+        handle, _ = await start(manager, park)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            with pytest.raises(trio.Cancelled):
+                await handle.notify_agent("in a cancelled scope")
+        with trio.CancelScope(shield=True):
+            await handle.notify_agent("shielded")
+        if callback == "none (queue)":
+            received.append(manager.agent_notices().receive_nowait())
+    assert [notice.message for notice in received] == ["shielded"]

@@ -336,15 +336,22 @@ class AsyncTaskHandle:
     async def notify_agent(self, message: str, trigger: bool = True) -> None:
         """Send an :class:`AgentNotice` to the main agent.
 
-        It goes to the manager's ``on_agent_notice`` callback, or, without
-        one, into the queue read by ``manager.agent_notices()``; when that
-        queue is full this waits for room, it never drops a notice::
+        It goes to the manager's ``on_agent_notice`` callback (awaited, if
+        async: a slow one slows the task; one that raises is logged and
+        ignored), or, without one, into the queue read by
+        ``manager.agent_notices()``; when that queue is full (1024 unread
+        notices) this waits for room, it never drops a notice::
 
             await handle.notify_agent("The preview is ready: https://...", trigger=True)
 
+        Like any Trio operation it is a checkpoint: in a cancelled scope it
+        raises ``trio.Cancelled`` and sends nothing. To send a last notice
+        from the cleanup of a cancelled task, shield it with
+        ``with trio.CancelScope(shield=True):``.
+
         Raises:
             TypeError: ``message`` is not a str or ``trigger`` not a bool.
-            ManagerClosed: the manager has closed.
+            ManagerClosed: the manager's block has ended (and every task with it).
         """
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, got {message!r} ({type(message).__name__})")

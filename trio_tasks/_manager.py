@@ -116,6 +116,7 @@ class TaskManager:
         self._subscriptions = Subscriptions(self._live)
         self._closed = False
         self._notice_send, self._notice_recv = trio.open_memory_channel[AgentNotice](NOTICE_BUFFER)
+        self._over = False  # the block has ended and every task with it
 
     def __repr__(self) -> str:
         status = "closed" if self._closed else "open"
@@ -517,7 +518,11 @@ class TaskManager:
                 print(f"[{notice.task_id}] {notice.message}")
 
         Each call returns a new receiver on the same queue (each notice goes
-        to one of them).
+        to one of them). The queue holds up to 1024 unread notices; past that,
+        ``notify_agent`` waits until the agent reads one.
+
+        Raises:
+            RuntimeError: the manager has an ``on_agent_notice`` callback.
         """
         if self._on_agent_notice is not None:
             raise RuntimeError(
@@ -534,11 +539,17 @@ class TaskManager:
             except trio.ClosedResourceError:
                 raise ManagerClosed("cannot notify the agent: the task manager has closed") from None
             return
-        result = callback(notice)
-        if inspect.isawaitable(result):
-            await result
-        else:
-            await trio.lowlevel.checkpoint()
+        if self._over:
+            raise ManagerClosed("cannot notify the agent: the task manager has closed")
+        await _checkpoint_if_cancelled()  # a Cancelled means: not delivered
+        try:
+            result = callback(notice)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("on_agent_notice callback raised on a notice of task %s:%s; ignored",
+                             notice.task_type, notice.task_id)  # fmt: skip
+        await _cancel_shielded_checkpoint()
 
     # -- internals ---------------------------------------------------------------
 
@@ -774,6 +785,7 @@ async def open_task_manager(
         raise
     finally:
         if manager is not None:
+            manager._over = True
             manager._notice_send.close()
     if raised is not None:
         raise raised
