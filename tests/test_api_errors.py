@@ -215,6 +215,26 @@ def test_on_disabled_needs_an_async_function() -> None:
         plugin.on_disabled()(cleanup)
 
 
+def test_on_disabled_refuses_a_hook_that_needs_arguments() -> None:
+    async def cleanup(reason: str) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"taking no arguments.*cleanup"):
+        plugin.on_disabled()(cleanup)
+
+
+async def test_on_disabled_works_without_parentheses() -> None:
+    fresh = Plugin(name="Fresh", module_name="fresh")
+    ran: list[str] = []
+
+    @fresh.on_disabled
+    async def cleanup(reason: str = "disabled") -> None:
+        ran.append(reason)
+
+    await fresh.disable()
+    assert ran == ["disabled"]
+
+
 async def test_disable_runs_every_hook_in_order_and_raises_the_failures_together(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

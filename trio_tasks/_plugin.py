@@ -6,7 +6,7 @@ import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar, final
+from typing import Any, Literal, TypeVar, final, overload
 
 import attrs
 
@@ -68,6 +68,16 @@ def check_limit(max_concurrent: object, on_limit: object) -> None:
             f"on_limit must be 'queue' (start waits for a free slot) or 'reject' (start raises TooManyTasks), "
             f"got {on_limit!r}"
         )
+
+
+def _callable_without_arguments(func: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(func).bind()
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read: let it be
+        return True
+    return True
 
 
 def _fillable_parameters(func: Callable[..., Any]) -> tuple[tuple[str, int | None], ...]:
@@ -178,11 +188,11 @@ class Plugin:
                 :class:`~trio_tasks.RetryPolicy`).
 
         Raises:
-            TypeError: ``task_type`` is not a non-empty str without ``":"``, or
-                the function is neither an async generator function nor a
-                coroutine function, or an option has the wrong type.
-            ValueError: ``task_type`` is already mounted on this plugin, or an
-                option is out of range.
+            TypeError: ``task_type`` is not a non-empty str, or the function
+                is neither an async generator function nor a coroutine
+                function, or an option has the wrong type.
+            ValueError: ``task_type`` contains ``":"`` or is already mounted
+                on this plugin, or an option is out of range.
         """
         check_str("task_type", task_type, empty_ok=False)
         check_limit(max_concurrent, on_limit)
@@ -226,24 +236,35 @@ class Plugin:
                 f"mount it with @plugin.mount_async_task({task_type!r})"
             ) from None
 
-    def on_disabled(self) -> Callable[[F], F]:
+    @overload
+    def on_disabled(self, func: None = None) -> Callable[[F], F]: ...
+
+    @overload
+    def on_disabled(self, func: F) -> F: ...
+
+    def on_disabled(self, func: F | None = None) -> Callable[[F], F] | F:
         """Register the decorated ``async def`` as a cleanup hook for :meth:`disable`.
 
         Hooks run in registration order; the function is returned unchanged.
-        A hook that stops tasks should stop only its own plugin's::
+        ``@plugin.on_disabled()`` and ``@plugin.on_disabled`` both work. A hook
+        that stops tasks should stop only its own plugin's::
 
             @plugin.on_disabled()
             async def cleanup():
                 count = await task.stop_all(plugin=plugin)
+
+        Raises:
+            TypeError: the function is not an ``async def`` that can be called
+                without arguments.
         """
 
         def decorate(func: F) -> F:
-            if not inspect.iscoroutinefunction(func):
+            if not inspect.iscoroutinefunction(func) or not _callable_without_arguments(func):
                 raise TypeError(f"on_disabled() needs an `async def` function taking no arguments, got {func!r}")
             self._cleanup.append(func)
             return func
 
-        return decorate
+        return decorate if func is None else decorate(func)
 
     async def disable(self) -> None:
         """Run every ``on_disabled`` hook, in the order they were registered.
