@@ -179,13 +179,17 @@ def test_main_runs_the_plain_demo_and_exits_0(capsys: pytest.CaptureFixture[str]
     assert re.search(r"demo   all 12 tasks reached their scripted terminal", out[-1])
 
 
+SPEED_RULE = "must be a number > 0 and <= 1000 (20 runs twenty times faster)"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--speed", "0"], "argument --speed: must be a number > 0 (20 runs twenty times faster), got '0'"),
-        (["--speed", "-2"], "argument --speed: must be a number > 0 (20 runs twenty times faster), got '-2'"),
+        (["--speed", "0"], f"argument --speed: {SPEED_RULE}, got '0'"),
+        (["--speed", "-2"], f"argument --speed: {SPEED_RULE}, got '-2'"),
         (["--speed", "nan"], "got 'nan'"),
         (["--speed", "inf"], "got 'inf'"),
+        (["--speed", "1e6"], f"{SPEED_RULE}, got '1e6'"),
         (["--speed", "fast"], "got 'fast'"),
         (["--tasks", "-1"], "argument --tasks: must be a whole number >= 0, got '-1'"),
         (["--tasks", "2.5"], "argument --tasks: must be a whole number >= 0, got '2.5'"),
