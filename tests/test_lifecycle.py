@@ -330,6 +330,76 @@ async def test_a_body_whose_finally_yields_again_keeps_its_terminal_and_harms_no
     assert logged == ["task yields_in_finally:Y raised while closing, after it had ended; its outcome stands"]
 
 
+async def test_a_cleanup_that_yields_on_and_on_is_cancelled_and_run_to_its_end(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ends: list[TaskCtl] = []
+    cleanup: list[str] = []
+    own = Plugin(name="Cleanup", module_name="cleanup")
+
+    @own.mount_async_task("yields_on")
+    async def yields_on(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+        async with trio.open_nursery():
+            try:
+                yield TaskCtl.success("ok")
+            finally:
+                for n in range(150):
+                    yield TaskCtl.report_progress(f"cleaning {n}", 99)
+                cleanup.append("finished")
+
+    async with open_task_manager() as manager:
+        bystander = await start(manager, "bystander", park)
+        await manager.start("yields_on", "Y", "chat", own, on_terminal=ends.append)
+        await trio.sleep(1)
+        assert manager.get_running_tasks() == ["scripted:bystander"]
+    assert ends == [TaskCtl.success("ok")]
+    assert cleanup == ["finished"], "not left suspended in its nursery"
+    assert bystander.only().ctl == TaskCtl.cancel("Cancelled: the task manager closed")
+    logged = [r.getMessage() for r in caplog.records if r.name == "trio_tasks"]
+    assert "task yields_on:Y yields again and again in its cleanup after its terminal" in logged[0]
+
+
+class _BadRepr:
+    """A yielded value the runner cannot describe: its repr raises (the runner fails between two steps)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [ValueError("repr boom"), KeyboardInterrupt()], ids=["ValueError", "interrupt"])
+async def test_a_failure_of_the_runner_between_steps_closes_the_body_in_its_scopes(
+    autojump_clock: trio.testing.MockClock, error: BaseException
+) -> None:
+    ends: list[TaskCtl] = []
+    closed: list[bool] = []
+    own = Plugin(name="BadRepr", module_name="bad_repr")
+
+    @own.mount_async_task("bad_repr")
+    async def bad_repr(handle: AsyncTaskHandle) -> AsyncIterator[Any]:
+        async with trio.open_nursery():
+            try:
+                yield _BadRepr(error)
+            finally:
+                closed.append(True)
+
+    async def run() -> None:
+        async with open_task_manager() as manager:
+            await manager.start("bad_repr", "B", "chat", own, on_terminal=ends.append)
+            await trio.sleep(1)
+
+    if isinstance(error, KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt):
+            await run()
+        assert [(ctl.signal, ctl.message) for ctl in ends] == [(TaskSignal.FAIL, "interrupted by KeyboardInterrupt")]
+    else:
+        await run()
+        assert [(ctl.signal, ctl.message) for ctl in ends] == [(TaskSignal.FAIL, "repr boom")]
+    assert closed == [True]
+
+
 # -- row 6: WaitCancelled escapes the body -------------------------------------------------
 
 

@@ -95,25 +95,30 @@ async def run_task(
                         terminal = _returned(await body)
                         handle._body = None
                     else:
-                        # Between two steps of the body: synchronous bookkeeping only (invariant 2).
-                        async for item in body:
-                            if item.__class__ is TaskCtl:
-                                if item.signal is _PROGRESS:
-                                    if retrying is not None:
-                                        item = attrs.evolve(item, attempt=attempt)
-                                    handle._state = item
-                                    watchers = handle._watchers
-                                    if watchers:  # publish(), inlined on the hottest path
-                                        entry: Entry = (handle, item, now(), "running")
-                                        for events in watchers:
-                                            events._push_progress(entry)
-                                    continue
-                                terminal = item
+                        try:
+                            # Between two steps of the body: synchronous bookkeeping only (invariant 2).
+                            async for item in body:
+                                if item.__class__ is TaskCtl:
+                                    if item.signal is _PROGRESS:
+                                        if retrying is not None:
+                                            item = attrs.evolve(item, attempt=attempt)
+                                        handle._state = item
+                                        watchers = handle._watchers
+                                        if watchers:  # publish(), inlined on the hottest path
+                                            entry: Entry = (handle, item, now(), "running")
+                                            for events in watchers:
+                                                events._push_progress(entry)
+                                        continue
+                                    terminal = item
+                                else:
+                                    terminal = _not_a_ctl(handle, item)
+                                break
                             else:
-                                terminal = _not_a_ctl(handle, item)
-                            break
-                        else:
-                            terminal = _DONE
+                                terminal = _DONE
+                        except BaseException:
+                            if body.ag_frame is not None:  # the runner itself failed between two steps
+                                await _close_here(handle, body)  # still inside the scopes the body is in
+                            raise
                         # A body that raised has finished already: only one that yielded its
                         # terminal is still open. Its finally blocks run now, inside the scope.
                         try:
@@ -173,36 +178,54 @@ async def run_task(
         try:
             manager._task_ended(handle, terminal)
         finally:  # (even when a callback raised a KeyboardInterrupt)
-            if body is not None:
-                await _discard(handle, body)
+            if body is not None:  # one that never began: cancelled while queued, or during a retry's back-off
+                if body.__class__ is CoroutineType:
+                    body.close()  # no "never awaited" warning
+                elif body.ag_frame is not None:  # (None: it raised, and has finished)
+                    await body.aclose()  # not started: no code of it runs
 
 
-async def _discard(handle: AsyncTaskHandle, body: Any) -> None:
-    """Close a body the runner did not close: one that never began (cancelled while queued),
-    or one still suspended at a yield because the runner itself failed between two steps."""
-    if body.__class__ is CoroutineType:
-        body.close()  # no "never awaited" warning
-    elif body.ag_frame is not None:
-        with trio.CancelScope(shield=True):
-            try:
-                await body.aclose()
-            except Exception as exc:  # the task has ended: its outcome stands
-                _log_cleanup_error(handle, exc)
-            except BaseExceptionGroup as group:
-                if _besides_closing(group) is not None:
-                    raise
-            finally:
-                if body.ag_frame is not None:
-                    await _run_out(handle, body)
+async def _close_here(handle: AsyncTaskHandle, body: Any) -> None:
+    """Close a body left suspended at a yield by a failure of the runner between two steps, in the
+    scopes it is in (a new scope around it would exit out of order with the body's own); what the
+    close raises is logged: the runner's failure is what propagates."""
+    handle._body = None
+    try:
+        await body.aclose()
+    except Exception as exc:
+        _log_cleanup_error(handle, exc)
+    except BaseExceptionGroup as group:
+        if _besides_closing(group) is not None:
+            raise
+    finally:
+        if body.ag_frame is not None:
+            await _run_out(handle, body)
 
 
-_MOST_CLEANUP_YIELDS = 100
+_MANY_CLEANUP_YIELDS = 100
 
 
 async def _run_out(handle: AsyncTaskHandle, body: Any) -> None:
     """Let a body whose cleanup yielded after its terminal finish that cleanup (Python cannot close it:
-    it "ignored GeneratorExit"), ignoring what it yields, so that any nursery or scope it is in exits."""
-    for _ in range(_MOST_CLEANUP_YIELDS):
+    it "ignored GeneratorExit"), ignoring what it yields, so that any nursery or scope it is in exits.
+
+    Past _MANY_CLEANUP_YIELDS yields the task's scope is cancelled (the body's next wait raises
+    Cancelled) and other tasks get to run between two resumes; a body is never left suspended in
+    its scopes, which would corrupt Trio's.
+    """
+    resumes = 0
+    while body.ag_frame is not None:
+        resumes += 1
+        if resumes > _MANY_CLEANUP_YIELDS:
+            if resumes == _MANY_CLEANUP_YIELDS + 1:
+                logger.error(
+                    "task %s:%s yields again and again in its cleanup after its terminal; "
+                    "its cancel scope is cancelled, and it is resumed until it ends",
+                    handle.task_type,
+                    handle.task_id,
+                )
+                handle._scope.cancel()
+            await trio.lowlevel.cancel_shielded_checkpoint()
         try:
             await body.__anext__()
         except (StopAsyncIteration, GeneratorExit):
@@ -212,14 +235,6 @@ async def _run_out(handle: AsyncTaskHandle, body: Any) -> None:
             if rest is not None:
                 raise rest from None
             return
-        if body.ag_frame is None:
-            return
-    logger.error(
-        "task %s:%s yielded %d times in its cleanup after its terminal; it is left unfinished",
-        handle.task_type,
-        handle.task_id,
-        _MOST_CLEANUP_YIELDS,
-    )
 
 
 def _besides_closing(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
