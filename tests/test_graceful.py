@@ -348,3 +348,19 @@ async def test_cancel_requested_on_an_ended_task_returns_at_once() -> None:
         assert not handle.is_cancelled
         assert handle.cancel_all() == 0
         assert not handle.is_cancelled, "an ended task keeps what it ended with"
+
+
+@pytest.mark.parametrize("how", ["cancel", "close"])
+async def test_a_task_stopped_just_as_it_ends_on_its_own_stays_is_cancelled(
+    autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    ends: list[TaskCtl] = []
+    async with open_task_manager() as manager:
+        handle = await manager.start("until_go", "U", "chat", plugin, on_terminal=ends.append)
+        await trio.sleep(1)
+        handle.notify("go")  # the body resumes in the next batch...
+        if how == "cancel":
+            await manager.cancel("until_go", "U")  # ... after its scope is cancelled
+        # "close": ... after the block's end has stopped its generation
+    assert ends == [TaskCtl.success("went")], "it finished its step without waiting again"
+    assert handle.is_cancelled, "a cancel was requested while it ran: it stays True once it has ended"

@@ -623,6 +623,8 @@ class TaskManager:
         handle._ended_at = ended_at = self._now()
         handle._waits = handle._pending = None  # an ended task keeps no wait points nor kept values
         generation = handle._generation
+        if generation is not None and generation.stop_ctl is not None:
+            handle._cancel_asked = True  # it was stopped while it ran: is_cancelled stays True
         handle._generation = None  # nor the nursery it ran in (is_cancelled no longer needs it)
         handle._scope = ENDED_SCOPE  # nor its cancel scope
         if handle._cancel_event is not None:  # someone waits in cancel_requested(): it returns now
