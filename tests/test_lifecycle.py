@@ -22,6 +22,7 @@ from trio_tasks import (
     AsyncTaskHandle,
     ManagerClosed,
     Plugin,
+    RetryPolicy,
     TaskCtl,
     TaskManager,
     TaskSignal,
@@ -356,7 +357,7 @@ async def test_a_cleanup_that_yields_on_and_on_is_cancelled_and_run_to_its_end(
     assert cleanup == ["finished"], "not left suspended in its nursery"
     assert bystander.only().ctl == TaskCtl.cancel("Cancelled: the task manager closed")
     logged = [r.getMessage() for r in caplog.records if r.name == "trio_tasks"]
-    assert "task yields_on:Y yields again and again in its cleanup after its terminal" in logged[0]
+    assert "task yields_on:Y yields again and again in its cleanup" in logged[0]
 
 
 class _BadRepr:
@@ -370,25 +371,30 @@ class _BadRepr:
 
 
 @pytest.mark.parametrize("error", [ValueError("repr boom"), KeyboardInterrupt()], ids=["ValueError", "interrupt"])
+@pytest.mark.parametrize("cleanup", ["quick", "cancelled"])
 async def test_a_failure_of_the_runner_between_steps_closes_the_body_in_its_scopes(
-    autojump_clock: trio.testing.MockClock, error: BaseException
+    autojump_clock: trio.testing.MockClock, error: BaseException, cleanup: str
 ) -> None:
     ends: list[TaskCtl] = []
     closed: list[bool] = []
     own = Plugin(name="BadRepr", module_name="bad_repr")
 
-    @own.mount_async_task("bad_repr")
+    @own.mount_async_task("bad_repr", retry=RetryPolicy(attempts=3))  # the runner's failure is not retried
     async def bad_repr(handle: AsyncTaskHandle) -> AsyncIterator[Any]:
         async with trio.open_nursery():
             try:
                 yield _BadRepr(error)
             finally:
                 closed.append(True)
+                if cleanup == "cancelled":
+                    await trio.sleep(10)  # cut short by the cancel below: the runner's failure still decides
 
     async def run() -> None:
         async with open_task_manager() as manager:
             await manager.start("bad_repr", "B", "chat", own, on_terminal=ends.append)
             await trio.sleep(1)
+            if cleanup == "cancelled":
+                await manager.cancel("bad_repr", "B")
 
     if isinstance(error, KeyboardInterrupt):
         with pytest.raises(KeyboardInterrupt):
@@ -396,7 +402,7 @@ async def test_a_failure_of_the_runner_between_steps_closes_the_body_in_its_scop
         assert [(ctl.signal, ctl.message) for ctl in ends] == [(TaskSignal.FAIL, "interrupted by KeyboardInterrupt")]
     else:
         await run()
-        assert [(ctl.signal, ctl.message) for ctl in ends] == [(TaskSignal.FAIL, "repr boom")]
+        assert [(ctl.signal, ctl.message, ctl.attempt) for ctl in ends] == [(TaskSignal.FAIL, "repr boom", 1)]
     assert closed == [True]
 
 

@@ -133,7 +133,11 @@ async def run_task(
                                 await _run_out(handle, body)
                     break
                 except Exception as exc:
-                    if terminal is not None or retrying is None or not _retries(handle, retrying.policy, attempt, exc):
+                    if (
+                        terminal is not None or retrying is None
+                        or handle._body is None  # the runner failed, not the body: _close_here closed it
+                        or not _retries(handle, retrying.policy, attempt, exc)
+                    ):  # fmt: skip
                         raise
                     await _back_off(handle, retrying, attempt, exc)
                     attempt += 1
@@ -187,19 +191,36 @@ async def run_task(
 
 async def _close_here(handle: AsyncTaskHandle, body: Any) -> None:
     """Close a body left suspended at a yield by a failure of the runner between two steps, in the
-    scopes it is in (a new scope around it would exit out of order with the body's own); what the
-    close raises is logged: the runner's failure is what propagates."""
-    handle._body = None
+    scopes it is in (a new scope around it would exit out of order with the body's own).
+
+    The runner's failure is what decides the task's end: an error the close raises is logged and a
+    cancel that cuts it short is dropped; only an interrupt (KeyboardInterrupt) goes on in its place.
+    """
+    handle._body = None  # (so the failure is not retried: it is the runner's, not the body's)
     try:
-        await body.aclose()
-    except Exception as exc:
-        _log_cleanup_error(handle, exc)
-    except BaseExceptionGroup as group:
-        if _besides_closing(group) is not None:
-            raise
-    finally:
-        if body.ag_frame is not None:
-            await _run_out(handle, body)
+        try:
+            await body.aclose()
+        finally:
+            if body.ag_frame is not None:
+                await _run_out(handle, body)
+    except BaseException as exc:
+        interrupt: BaseException | None
+        errors: BaseException | None
+        if isinstance(exc, BaseExceptionGroup):
+            interrupt = exc.split((GeneratorExit, trio.Cancelled, Exception))[1]
+            errors = exc.split(Exception)[0]
+        else:
+            interrupt = None if isinstance(exc, (GeneratorExit, trio.Cancelled, Exception)) else exc
+            errors = exc if isinstance(exc, Exception) else None
+        if interrupt is not None:
+            raise interrupt from None
+        if errors is not None:
+            logger.error(  # noqa: TRY400 - the error logged is not the one being handled, but part of it
+                "task %s:%s raised while being closed after the runner failed between two of its steps",
+                handle.task_type,
+                handle.task_id,
+                exc_info=errors,
+            )
 
 
 _MANY_CLEANUP_YIELDS = 100
@@ -219,7 +240,7 @@ async def _run_out(handle: AsyncTaskHandle, body: Any) -> None:
         if resumes > _MANY_CLEANUP_YIELDS:
             if resumes == _MANY_CLEANUP_YIELDS + 1:
                 logger.error(
-                    "task %s:%s yields again and again in its cleanup after its terminal; "
+                    "task %s:%s yields again and again in its cleanup; "
                     "its cancel scope is cancelled, and it is resumed until it ends",
                     handle.task_type,
                     handle.task_id,
