@@ -149,6 +149,17 @@ async def test_the_history_is_bounded_and_a_rerun_becomes_its_newest_entry() -> 
         assert listed(manager) == [("R", "running"), ("T3", "ended"), ("T4", "ended"), ("T2", "ended")]
 
 
+async def test_a_task_running_again_is_listed_once_as_running() -> None:
+    async with open_task_manager() as manager:
+        await start(manager, "A", progress("first run"), DONE)
+        handle = await start(manager, "A", progress("second run"), "go", DONE)
+        assert listed(manager) == [("A", "running")], "its earlier run is not listed beside it"
+        assert manager.list_tasks()[0].state == manager.get_state("script", "A") == progress("second run")
+        handle.notify("go")
+        await trio.testing.wait_all_tasks_blocked()
+        assert listed(manager) == [("A", "ended")]
+
+
 async def test_without_history_only_running_tasks_are_listed() -> None:
     async with open_task_manager(history_limit=0) as manager:
         await start(manager, "R", "go")

@@ -171,6 +171,27 @@ async def test_a_start_after_the_close_began_is_refused_even_beside_a_stop_all_i
     assert manager._generations == []
 
 
+@plugin.mount_async_task("slow_cleanup")
+async def slow_cleanup(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    yield TaskCtl.report_progress("working", 10)
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(1)  # a cleanup that takes a second
+
+
+async def test_a_later_cancel_does_not_relabel_a_task_stop_all_has_stopped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_task_manager() as manager, trio.open_nursery() as nursery:
+        await manager.start("slow_cleanup", "A", "chat", plugin)
+        nursery.start_soon(manager.stop_all)
+        await trio.sleep(0.5)  # A is in its cleanup
+        assert await manager.cancel("slow_cleanup", "A") is True
+        assert manager.get_state("slow_cleanup", "A") == BY_STOP_ALL, "the first cancel names the end"
+
+
 async def test_is_cancelled_stays_true_for_stopped_tasks_only(autojump_clock: trio.testing.MockClock) -> None:
     seen: list[bool] = []
     async with open_task_manager() as manager:

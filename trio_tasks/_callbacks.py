@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
+from ._groups import tick
+
 if TYPE_CHECKING:
+    from ._groups import Countdown
     from ._handle import AsyncTaskHandle
 
 __all__ = ["CallbackNursery"]
@@ -40,11 +43,12 @@ class CallbackNursery:
             with trio.CancelScope(shield=True):  # a task ending late must still find it open
                 await self._all_ended.wait()
 
-    def start(self, handle: AsyncTaskHandle, awaitable: Awaitable[object]) -> None:
-        """Run what an async ``on_terminal`` callback of ``handle`` returned."""
+    def start(self, handle: AsyncTaskHandle, awaitable: Awaitable[object], countdowns: list[Countdown] | None) -> None:
+        """Run what an async ``on_terminal`` callback of ``handle`` returned; ``countdowns`` (the
+        cancels waiting for the task's end) are told once it has begun."""
         assert self._nursery is not None
         name = f"trio_tasks:on_terminal:{handle.task_type}:{handle.task_id}"
-        self._nursery.start_soon(_await_callback, handle, awaitable, name=name)
+        self._nursery.start_soon(_await_callback, handle, awaitable, countdowns, name=name)
 
     def close(self, grace: float) -> None:
         """Every task has ended: callbacks get ``grace`` seconds more, then are cancelled."""
@@ -56,7 +60,10 @@ class CallbackNursery:
         self._all_ended.set()
 
 
-async def _await_callback(handle: AsyncTaskHandle, awaitable: Awaitable[object]) -> None:
+async def _await_callback(
+    handle: AsyncTaskHandle, awaitable: Awaitable[object], countdowns: list[Countdown] | None
+) -> None:
+    tick(countdowns)  # a waiting cancel resumes after this step: by then the callback has begun
     try:
         await awaitable
     except Exception:

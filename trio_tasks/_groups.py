@@ -14,7 +14,7 @@ from ._plugin import Plugin
 if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
 
-__all__ = ["Countdown", "Filter"]
+__all__ = ["Countdown", "Filter", "tick"]
 
 
 @final
@@ -47,6 +47,12 @@ class Countdown:
         self.remaining -= 1
         if self.remaining == 0:
             self.event.set()
+
+
+def tick(countdowns: list[Countdown] | None) -> None:
+    """A task has ended (and its callback has run, or begun): tell the countdowns that wait for it."""
+    for countdown in countdowns or ():
+        countdown.tick()
 
 
 @final

@@ -19,7 +19,7 @@ from ._ctl import TaskCtl
 from ._errors import ManagerClosed, TaskAlreadyRunning
 from ._facade import bind_manager, unbind_manager
 from ._generations import Generation
-from ._groups import Countdown, Filter
+from ._groups import Countdown, Filter, tick
 from ._handle import ENDED_SCOPE, AgentNotice, AsyncTaskHandle
 from ._info import TaskInfo, info_of
 from ._limits import Admission, Limiter
@@ -170,7 +170,8 @@ class TaskManager:
 
         Args:
             on_terminal: called exactly once with the task's terminal TaskCtl,
-                after the task has ended and :meth:`get_state` shows it. If it
+                after the task has ended and :meth:`get_state` shows it (with
+                ``history_limit=0`` it shows nothing, the task forgotten). If it
                 returns an awaitable (an ``async def`` callback), that is run
                 in the manager's own nursery; the manager's block waits for it
                 when it closes (``grace_period``, then cancel). Errors in
@@ -314,15 +315,18 @@ class TaskManager:
         self, *, plugin: Plugin | None = None, task_type: str | None = None, chat_key: str | None = None
     ) -> list[TaskInfo]:
         """What the manager knows of each task: the running (and queued) ones in start order, then
-        the ended ones kept in the history, oldest first. The filters work as in :meth:`get_running_tasks`::
+        the ended ones kept in the history, oldest first (one entry per task: a task that runs again
+        is listed as running, like :meth:`get_state` shows it). The filters work as in
+        :meth:`get_running_tasks`::
 
             for info in manager.list_tasks(chat_key="chat-1"):
                 print(info.task_id, info.status, info.state)
         """
         which = Filter(plugin, task_type, chat_key)
         now = trio.current_time()
-        live = which.select(self._live.values())
-        ended = which.select(self._history.values())
+        running = self._live
+        live = which.select(running.values())
+        ended = which.select(handle for key, handle in self._history.items() if key not in running)
         return [info_of(handle, now) for handle in (*live, *ended)]
 
     # -- cancelling ---------------------------------------------------------------
@@ -442,9 +446,11 @@ class TaskManager:
             self._cancel_now(handle, ctl)
 
     def _cancel_now(self, handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
-        """Cancel a task's scope; it ends with ``ctl`` unless it has ended already."""
+        """Cancel a task's scope; it ends with ``ctl`` unless it has ended already, or a cancel
+        came first (its own, or its generation's stop)."""
         if handle._ended_at is None:
-            if handle._cancel_ctl is None:
+            generation = handle._generation
+            if handle._cancel_ctl is None and (generation is None or generation.stop_ctl is None):
                 handle._cancel_ctl = ctl
             if not handle._cancel_asked:
                 handle._ask_cancel()
@@ -643,9 +649,8 @@ class TaskManager:
             for events in watchers:
                 events._push_terminal(entry)
             handle._watchers = None  # the history keeps the handle, not what its watchers buffer
-        if handle._countdowns is not None:  # (a cancel waiting for this end resumes after the callback below)
-            for countdown in handle._countdowns:
-                countdown.tick()
+        countdowns = handle._countdowns  # the cancels and stop_alls waiting for this end
+        if countdowns is not None:
             handle._countdowns = None
         callback = handle._on_terminal
         if callback is not None:
@@ -655,12 +660,16 @@ class TaskManager:
             except Exception:
                 logger.exception("on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id)
             except BaseException:  # KeyboardInterrupt: the task has ended; let it reach the manager's block
+                tick(countdowns)
                 if generation is not None:
                     generation.release()
                 raise
             else:
                 if result is not None and inspect.isawaitable(result):
-                    self._callbacks.start(handle, result)
+                    self._callbacks.start(handle, result, countdowns)  # they resume once it has begun
+                    return
+        if countdowns is not None:
+            tick(countdowns)
 
     async def _close(self) -> None:
         """End of the manager's block: refuse new starts, ask running tasks to stop,
