@@ -344,6 +344,10 @@ class TaskManager:
 
             if await task.cancel("render", "R1", grace=10):
                 assert task.get_state("render", "R1").is_terminal
+
+        A body that wants to stop yields ``TaskCtl.cancel(...)``: cancelling
+        its own task from inside, it would wait out the grace period in that
+        call, then be cancelled.
         """
         key = _key(task_type, task_id)
         seconds = _check_grace(grace)
