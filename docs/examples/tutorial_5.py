@@ -34,7 +34,7 @@ async def on_agent_notice(notice: AgentNotice) -> None:
 
 async def post_to_chat(chat_key: str, text: str) -> None:
     """Stands for the framework's message service."""
-    await trio.sleep(0)
+    await trio.sleep(0.1)  # a network round trip
     print(f"[{chat_key}] {text}")
 
 
