@@ -271,3 +271,46 @@ async def test_bad_task_timeout_is_refused(task_timeout: object, error: type[Exc
             await manager.start("waits", "T", "chat", plugin, Trace(), task_timeout=task_timeout)
         assert repr(task_timeout) in str(caught.value)
         assert not manager.is_running("waits", "T")
+
+
+@plugin.mount_async_task("long_cleanup")
+async def long_cleanup(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    yield TaskCtl.report_progress("working", 10)
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(1)  # a cleanup that takes a second
+
+
+LATER_STOPS: dict[str, Any] = {
+    "cancel": lambda manager: manager.cancel("long_cleanup", "S"),
+    "filtered stop_all": lambda manager: manager.stop_all(plugin=plugin),
+    "stop_all": lambda manager: manager.stop_all(),
+    "close": None,
+}
+
+
+@pytest.mark.parametrize("later", list(LATER_STOPS))
+async def test_a_stop_during_the_cleanup_after_a_timeout_keeps_the_timeout(
+    autojump_clock: trio.testing.MockClock, later: str
+) -> None:
+    ends: list[Ended] = []
+    async with open_task_manager() as manager, trio.open_nursery() as nursery:
+        await manager.start("long_cleanup", "S", "chat", plugin, task_timeout=1, on_terminal=recorder(ends))
+        await trio.sleep(1.5)  # past its deadline: in its cleanup
+        if LATER_STOPS[later] is not None:
+            nursery.start_soon(LATER_STOPS[later], manager)
+    [end] = ends
+    assert (end.ctl.signal, type(end.ctl.data)) == (TaskSignal.FAIL, TaskTimeout), "the first stop names the end"
+
+
+async def test_a_deadline_passing_during_the_cleanup_after_a_stop_keeps_the_stop(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ends: list[Ended] = []
+    async with open_task_manager() as manager:
+        await manager.start("long_cleanup", "S", "chat", plugin, task_timeout=1, on_terminal=recorder(ends))
+        await trio.sleep(0.5)
+        assert await manager.stop_all() == 1  # its cleanup runs past the deadline
+    assert [end.ctl for end in ends] == [TaskCtl.cancel("Cancelled by stop_all()")]

@@ -160,6 +160,15 @@ async def test_a_task_running_again_is_listed_once_as_running() -> None:
         assert listed(manager) == [("A", "ended")]
 
 
+async def test_a_chats_listing_keeps_its_ended_run_while_the_task_runs_again_elsewhere() -> None:
+    async with open_task_manager() as manager:
+        await start(manager, "J", DONE, chat_key="chat-1")
+        await start(manager, "J", "go", chat_key="chat-2")
+        assert listed(manager, chat_key="chat-1") == [("J", "ended")]
+        assert listed(manager, chat_key="chat-2") == [("J", "running")]
+        assert listed(manager) == [("J", "running")]
+
+
 async def test_without_history_only_running_tasks_are_listed() -> None:
     async with open_task_manager(history_limit=0) as manager:
         await start(manager, "R", "go")

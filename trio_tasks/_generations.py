@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import final
 
 import trio
@@ -24,7 +25,7 @@ class Generation:
     cancels that task's own scope instead.
     """
 
-    __slots__ = ("_hold", "asked", "closing", "ended", "nursery", "stop_ctl")
+    __slots__ = ("_hold", "asked", "closing", "ended", "nursery", "stop_ctl", "stopped_at")
 
     nursery: trio.Nursery  # set by run(), before the generation is handed over
 
@@ -32,6 +33,7 @@ class Generation:
         self._hold = trio.CancelScope(shield=True)  # keeps the nursery open until stop()
         self.ended = trio.Event()  # set once the nursery has closed: every task in it has ended
         self.stop_ctl: TaskCtl | None = None  # the CANCEL its tasks report, once stopped
+        self.stopped_at = math.inf  # when it was stopped (a task's deadline that came first names its end)
         self.closing = False  # no task may start in it any more
         self.asked: set[trio.Event] = set()  # the cancel_requested() events of its running tasks that wait
 
@@ -62,6 +64,7 @@ class Generation:
         """
         if self.stop_ctl is None:
             self.stop_ctl = ctl
+            self.stopped_at = trio.current_time()
         for event in self.asked:  # its tasks are cancelled: a cancel was requested
             event.set()
         self.asked.clear()

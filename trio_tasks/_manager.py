@@ -324,9 +324,9 @@ class TaskManager:
         """
         which = Filter(plugin, task_type, chat_key)
         now = trio.current_time()
-        running = self._live
-        live = which.select(running.values())
-        ended = which.select(handle for key, handle in self._history.items() if key not in running)
+        live = which.select(self._live.values())
+        listed = {handle._key for handle in live}
+        ended = which.select(handle for key, handle in self._history.items() if key not in listed)
         return [info_of(handle, now) for handle in (*live, *ended)]
 
     # -- cancelling ---------------------------------------------------------------
@@ -454,7 +454,8 @@ class TaskManager:
         came first (its own, or its generation's stop)."""
         if handle._ended_at is None:
             generation = handle._generation
-            if handle._cancel_ctl is None and (generation is None or generation.stop_ctl is None):
+            first = not handle._scope.cancel_called and (generation is None or generation.stop_ctl is None)
+            if first and handle._cancel_ctl is None:  # (cancel_called: its task_timeout came first)
                 handle._cancel_ctl = ctl
             if not handle._cancel_asked:
                 handle._ask_cancel()

@@ -10,6 +10,7 @@ scope or nursery, and an ``await`` here would run inside it.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable
 from types import AsyncGeneratorType, CoroutineType
@@ -311,20 +312,23 @@ async def _back_off(handle: AsyncTaskHandle, retrying: Retrying, attempt: int, e
 def cancelled_terminal(handle: AsyncTaskHandle, timeout: float | None = None) -> TaskCtl:
     """The terminal of a task whose scope, or a scope around it, was cancelled.
 
-    The manager's own cancel (``cancel``, ``stop_all``, closing) names itself;
-    a deadline that ended the task is a FAIL with :class:`TaskTimeout`;
-    anything else came from outside the manager.
+    The first of them names the end: the manager's own cancel (``cancel``,
+    ``stop_all``, closing) names itself; a deadline is a FAIL with
+    :class:`TaskTimeout`; anything else came from outside the manager.
     """
-    if handle._cancel_ctl is not None:
+    if handle._cancel_ctl is not None:  # (a cancel of this task, before any deadline or generation stop)
         return handle._cancel_ctl
     generation = handle._generation
-    if generation is not None and generation.stop_ctl is not None:
-        handle._cancel_asked = True  # is_cancelled stays True once the task has ended
-        return generation.stop_ctl
-    if timeout is not None and handle._scope.cancelled_caught:
+    stopped_at = math.inf if generation is None or generation.stop_ctl is None else generation.stopped_at
+    if timeout is not None and (
+        handle._scope.cancelled_caught if stopped_at == math.inf else handle._scope.deadline <= stopped_at
+    ):  # the deadline ended it: alone, or before its generation's stop (which then let it pass)
         error = TaskTimeout(f"{handle.task_type}:{handle.task_id}", timeout)
         logger.error("%s", error)
         return TaskCtl.fail(str(error), error)
+    if generation is not None and generation.stop_ctl is not None:
+        handle._cancel_asked = True  # is_cancelled stays True once the task has ended
+        return generation.stop_ctl
     return CANCELLED_FROM_OUTSIDE
 
 
