@@ -50,3 +50,13 @@ def progress(message: str, percent: float = 10) -> TaskCtl:
 def numbered(count: int) -> list[TaskCtl]:
     """``count`` progress reports, "step 0" to "step {count - 1}"."""
     return [TaskCtl.report_progress(f"step {n}", n * 100 / count) for n in range(count)]
+
+
+async def shielded_cleanup(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    """Works until cancelled, then takes a second of shielded cleanup (a stop that comes meanwhile finds it ending)."""
+    yield TaskCtl.report_progress("working", 10)
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(1)

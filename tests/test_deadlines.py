@@ -16,6 +16,7 @@ import pytest
 import trio
 import trio.testing
 from recording import Ended, recorder, wait_until_idle
+from task_scripts import shielded_cleanup
 
 from trio_tasks import (
     AsyncTaskHandle,
@@ -273,14 +274,7 @@ async def test_bad_task_timeout_is_refused(task_timeout: object, error: type[Exc
         assert not manager.is_running("waits", "T")
 
 
-@plugin.mount_async_task("long_cleanup")
-async def long_cleanup(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
-    yield TaskCtl.report_progress("working", 10)
-    try:
-        await trio.sleep_forever()
-    finally:
-        with trio.CancelScope(shield=True):
-            await trio.sleep(1)  # a cleanup that takes a second
+plugin.mount_async_task("long_cleanup")(shielded_cleanup)
 
 
 LATER_STOPS: dict[str, Any] = {

@@ -14,6 +14,7 @@ from functools import partial
 import trio
 import trio.testing
 from recording import Ended, Endings, wait_until_idle
+from task_scripts import shielded_cleanup
 
 from trio_tasks import AsyncTaskHandle, ManagerClosed, Plugin, TaskCtl, TaskManager, TaskSignal, open_task_manager
 from trio_tasks._generations import Generation
@@ -171,14 +172,7 @@ async def test_a_start_after_the_close_began_is_refused_even_beside_a_stop_all_i
     assert manager._generations == []
 
 
-@plugin.mount_async_task("slow_cleanup")
-async def slow_cleanup(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
-    yield TaskCtl.report_progress("working", 10)
-    try:
-        await trio.sleep_forever()
-    finally:
-        with trio.CancelScope(shield=True):
-            await trio.sleep(1)  # a cleanup that takes a second
+plugin.mount_async_task("slow_cleanup")(shielded_cleanup)
 
 
 async def test_a_later_cancel_does_not_relabel_a_task_stop_all_has_stopped(
