@@ -327,8 +327,7 @@ def cancelled_terminal(handle: AsyncTaskHandle, timeout: float | None = None) ->
         logger.error("%s", error)
         return TaskCtl.fail(str(error), error)
     if generation is not None and generation.stop_ctl is not None:
-        handle._cancel_asked = True  # is_cancelled stays True once the task has ended
-        return generation.stop_ctl
+        return generation.stop_ctl  # (and the end of the task keeps is_cancelled True)
     return CANCELLED_FROM_OUTSIDE
 
 
