@@ -308,3 +308,53 @@ async def test_a_deadline_passing_during_the_cleanup_after_a_stop_keeps_the_stop
         await trio.sleep(0.5)
         assert await manager.stop_all() == 1  # its cleanup runs past the deadline
     assert [end.ctl for end in ends] == [TaskCtl.cancel("Cancelled by stop_all()")]
+
+
+FROM_OUTSIDE = TaskCtl.cancel("Cancelled from outside the task manager")
+
+
+@pytest.mark.parametrize("later", list(LATER_STOPS))
+async def test_a_cancel_from_outside_names_the_end_when_the_deadline_and_stops_come_during_the_cleanup(
+    autojump_clock: trio.testing.MockClock, later: str
+) -> None:
+    """The scope around the manager is cancelled first, while the block is busy (shielded), so the close it
+    causes comes later; the task's deadline passes during its cleanup, and another stop reaches it there."""
+    ends: list[Ended] = []
+    with trio.CancelScope() as outer:
+        async with open_task_manager() as manager:
+            await manager.start("long_cleanup", "S", "chat", plugin, task_timeout=1, on_terminal=recorder(ends))
+            await trio.sleep(0.5)
+            outer.cancel()  # the task's cleanup runs from 0.5 to 1.5, past its deadline at 1
+            with trio.CancelScope(shield=True):
+                await trio.sleep(0.75)  # the block is busy: its close (or the stop below) comes during the cleanup
+                if LATER_STOPS[later] is not None:
+                    await LATER_STOPS[later](manager)
+                    assert trio.current_time() == 1.5, "the stop waited for the end of the cleanup"
+    assert outer.cancelled_caught
+    assert [end.ctl for end in ends] == [FROM_OUTSIDE]
+
+
+async def test_the_deadline_names_the_end_when_a_cancel_from_outside_comes_during_the_cleanup(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ends: list[Ended] = []
+    with trio.CancelScope() as outer:
+        async with open_task_manager() as manager:
+            await manager.start("long_cleanup", "S", "chat", plugin, task_timeout=1, on_terminal=recorder(ends))
+            await trio.sleep(1.5)  # past its deadline: in its cleanup (to 2)
+            outer.cancel()
+            with trio.CancelScope(shield=True):
+                await trio.sleep(1)  # the task ends before the close
+    assert outer.cancelled_caught
+    [end] = ends
+    assert (end.ctl.signal, type(end.ctl.data)) == (TaskSignal.FAIL, TaskTimeout)
+
+
+async def test_a_deadline_around_the_manager_is_a_cancel_from_outside(autojump_clock: trio.testing.MockClock) -> None:
+    ends: list[Ended] = []
+    with trio.move_on_after(1) as outer:
+        async with open_task_manager() as manager:
+            await manager.start("long_cleanup", "S", "chat", plugin, task_timeout=5, on_terminal=recorder(ends))
+            await trio.sleep_forever()
+    assert outer.cancelled_caught
+    assert [end.ctl for end in ends] == [FROM_OUTSIDE], "its own deadline had not passed"

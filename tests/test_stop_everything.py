@@ -290,3 +290,42 @@ def test_a_start_racing_a_cancel_around_the_manager_is_refused_or_ends_cancel() 
         trio.run(scenario)
     assert len(outcomes) == 100
     assert set(outcomes) == {"refused", "started"}, "both orders happened"
+
+
+@plugin.mount_async_task("tells_why")
+async def tells_why(handle: AsyncTaskHandle, why: list[str]) -> AsyncIterator[TaskCtl]:
+    """Records what the Cancelled that reaches it says."""
+    yield TaskCtl.report_progress("working", 10)
+    try:
+        await trio.sleep_forever()
+    except trio.Cancelled as cancelled:
+        why.append(str(cancelled))
+        raise
+
+
+async def test_the_cancelled_a_body_sees_says_which_stop_of_the_manager_reached_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    why: list[str] = []
+    with trio.CancelScope() as outer:
+        async with open_task_manager() as manager:
+            for n in range(4):
+                await manager.start("tells_why", f"W{n}", f"chat-{n}", plugin, why)
+            await manager.cancel("tells_why", "W0")
+            await manager.stop_all(chat_key="chat-1")
+            await manager.stop_all()
+            for n in range(4, 6):
+                await manager.start("tells_why", f"W{n}", "chat", plugin, why)
+            outer.cancel()
+            with trio.CancelScope(shield=True):
+                await trio.sleep(1)
+    this_task = "trio_tasks cancelled this task (cancel() or a filtered stop_all())"
+    every_task = "trio_tasks stopped every task (an unfiltered stop_all() or the manager's close)"
+    assert [text.partition(" from task ")[0] for text in why] == [
+        f"cancelled due to explicit with reason {this_task!r}",
+        f"cancelled due to explicit with reason {this_task!r}",
+        f"cancelled due to explicit with reason {every_task!r}",
+        f"cancelled due to explicit with reason {every_task!r}",
+        "cancelled due to explicit",  # the scope around the manager, without a reason
+        "cancelled due to explicit",
+    ]

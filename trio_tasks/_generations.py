@@ -8,6 +8,7 @@ from typing import final
 import trio
 
 from ._ctl import TaskCtl
+from ._runner import STOP_REASON
 
 __all__ = ["Generation"]
 
@@ -68,7 +69,7 @@ class Generation:
         for event in self.asked:  # its tasks are cancelled: a cancel was requested
             event.set()
         self.asked.clear()
-        self.nursery.cancel_scope.cancel()
+        self.nursery.cancel_scope.cancel(reason=STOP_REASON)
         self.release()
 
     def release(self) -> None:

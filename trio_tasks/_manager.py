@@ -25,7 +25,7 @@ from ._info import TaskInfo, info_of
 from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
 from ._portal import TaskPortal
-from ._runner import Retrying, run_task
+from ._runner import TASK_CANCEL_REASON, Retrying, run_task
 from ._watch import Entry, Subscriptions, TaskEvents, event_filter
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -459,7 +459,7 @@ class TaskManager:
                 handle._cancel_ctl = ctl
             if not handle._cancel_asked:
                 handle._ask_cancel()
-            handle._scope.cancel()
+            handle._scope.cancel(reason=TASK_CANCEL_REASON)
 
     # -- watching ---------------------------------------------------------------
 
