@@ -11,6 +11,7 @@ import gc
 from collections.abc import AsyncIterator
 from functools import partial
 
+import pytest
 import trio
 import trio.testing
 from recording import Ended, Endings, wait_until_idle
@@ -245,9 +246,9 @@ async def test_a_scope_cancelled_around_the_manager_still_reports_each_task_once
     assert endings.only("P1").ctl == BY_STOP_ALL
     ended = endings.only("P2")
     assert ended.at == 5
-    # The outer cancel and the manager's close (which that cancel causes) reach P2 in the same
-    # scheduling batch, in either order; each names itself.
-    assert ended.ctl in (FROM_OUTSIDE, BY_CLOSE)
+    # The manager's close, which the outer cancel causes, reaches P2 in the same scheduling batch as
+    # that cancel, in either order, but the cancel came first.
+    assert ended.ctl == FROM_OUTSIDE
     assert manager.get_state("parked", "P2").signal is TaskSignal.CANCEL
 
 
@@ -329,3 +330,62 @@ async def test_the_cancelled_a_body_sees_says_which_stop_of_the_manager_reached_
         "cancelled due to explicit",  # the scope around the manager, without a reason
         "cancelled due to explicit",
     ]
+
+
+@plugin.mount_async_task("own_timeout")
+async def own_timeout(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    """A timeout of its own (at 1) that expires during a shielded step (to 2); then it waits again."""
+    yield TaskCtl.report_progress("working", 10)
+    with trio.move_on_after(1):
+        with trio.CancelScope(shield=True):
+            await trio.sleep(2)
+        await trio.sleep(10)  # the Cancelled raised here is its own scope's (a deadline)
+    yield TaskCtl.success("not stopped")
+
+
+@pytest.mark.parametrize("task_timeout", [None, 1.8])
+@pytest.mark.parametrize("how", ["stop_all", "close"])
+async def test_a_stop_names_the_end_when_the_cancelled_that_ends_the_task_is_a_scope_inside_it(
+    autojump_clock: trio.testing.MockClock, how: str, task_timeout: float | None
+) -> None:
+    """The body's own expired scope does not catch the Cancelled, since the generation around it was stopped
+    (at 1.5, before the task_timeout at 1.8); that stop names the end."""
+    endings = Endings()
+    async with open_task_manager() as manager:
+        await manager.start(
+            "own_timeout", "T", "chat", plugin, on_terminal=endings.callback("T"), task_timeout=task_timeout
+        )
+        await trio.sleep(1.5)
+        if how == "stop_all":
+            assert await manager.stop_all() == 1
+    assert endings.only("T").ctl == (BY_STOP_ALL if how == "stop_all" else BY_CLOSE)
+
+
+@plugin.mount_async_task("sleeps_then_cleans_up")
+async def sleeps_then_cleans_up(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    yield TaskCtl.report_progress("working", 10)
+    try:
+        await trio.sleep(2)  # ends at the very instant the grace period does
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(3)  # past the task_timeout at 4
+    await trio.sleep(10)
+    yield TaskCtl.success("not stopped")
+
+
+@pytest.mark.parametrize("task_timeout", [None, 4])
+async def test_a_stop_names_the_end_when_a_sleep_in_the_body_ends_at_the_same_instant(
+    autojump_clock: trio.testing.MockClock, task_timeout: float | None
+) -> None:
+    """Trio runs one batch in a random order, so the sleep's own deadline and the stop reach the body in
+    either order; twenty runs see both orders (all but surely)."""
+    for n in range(20):
+        endings = Endings()
+        async with open_task_manager() as manager:
+            await manager.start(
+                "sleeps_then_cleans_up", "S", "chat", plugin, on_terminal=endings.callback("S"),
+                task_timeout=task_timeout,
+            )  # fmt: skip
+            await trio.sleep(1)
+            assert await manager.stop_all(grace=1) == 1  # asks at 1, cancels at 2
+        assert endings.only("S").ctl == BY_STOP_ALL, f"run {n}"

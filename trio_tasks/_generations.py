@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import final
+from collections.abc import Callable
+from typing import NoReturn, final
 
 import trio
 
@@ -11,6 +13,9 @@ from ._ctl import TaskCtl
 from ._runner import STOP_REASON
 
 __all__ = ["Generation"]
+
+_RELEASED = "trio_tasks let the nursery of a generation close"
+_OURS = (STOP_REASON, _RELEASED)
 
 
 @final
@@ -26,7 +31,7 @@ class Generation:
     cancels that task's own scope instead.
     """
 
-    __slots__ = ("_hold", "asked", "closing", "ended", "nursery", "stop_ctl", "stopped_at")
+    __slots__ = ("_hold", "_lookout", "asked", "closing", "ended", "nursery", "outside_at", "stop_ctl", "stopped_at")
 
     nursery: trio.Nursery  # set by run(), before the generation is handed over
 
@@ -35,6 +40,8 @@ class Generation:
         self.ended = trio.Event()  # set once the nursery has closed: every task in it has ended
         self.stop_ctl: TaskCtl | None = None  # the CANCEL its tasks report, once stopped
         self.stopped_at = math.inf  # when it was stopped (a task's deadline that came first names its end)
+        self.outside_at = math.inf  # when a cancel around the manager reached it, if that came before stop()
+        self._lookout = trio.CancelScope()  # around _look_out(), which has nothing to note after release()
         self.closing = False  # no task may start in it any more
         self.asked: set[trio.Event] = set()  # the cancel_requested() events of its running tasks that wait
 
@@ -48,6 +55,7 @@ class Generation:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 live.append(self)
+                nursery.start_soon(self._look_out, name="trio_tasks: a cancel from outside")
                 task_status.started()
                 # Shielded: a cancel around the manager cancels the tasks but must not close the
                 # nursery to the starts that may still come before the manager's close stops it.
@@ -57,6 +65,23 @@ class Generation:
             if self in live:
                 live.remove(self)
             self.ended.set()
+
+    async def _look_out(self) -> None:
+        """Park in the nursery until it is cancelled (see :meth:`_note_a_cancel`)."""
+        with self._lookout, contextlib.suppress(trio.Cancelled):  # (the top of this task: it runs nothing else)
+            await trio.lowlevel.wait_task_rescheduled(self._note_a_cancel)  # (release() cancels _lookout)
+
+    def _note_a_cancel(self, raise_cancel: Callable[[], NoReturn]) -> trio.lowlevel.Abort:
+        """Note when a cancel around the manager reached the nursery, if it came before :meth:`stop`: its
+        tasks then end "Cancelled from outside the task manager", even if a stop or their deadline comes
+        during their cleanup. Trio calls this within the cancel, and gives the Cancelled the source and
+        reason of the first cancel to reach the nursery."""
+        try:
+            raise_cancel()
+        except trio.Cancelled as cancelled:
+            if cancelled.source in ("explicit", "deadline") and cancelled.reason not in _OURS:
+                self.outside_at = trio.current_time()
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def stop(self, ctl: TaskCtl) -> None:
         """Cancel every task in this generation; they end with ``ctl`` unless a cancel of their own came first.
@@ -80,4 +105,5 @@ class Generation:
         cancelled the nursery, and the exception must reach the manager's block.
         """
         self.closing = True
+        self._lookout.cancel(reason=_RELEASED)
         self._hold.cancel()

@@ -145,9 +145,9 @@ async def run_task(
                         raise
                     await _back_off(handle, retrying, attempt, exc)
                     attempt += 1
-    except _Cancelled as cancelled:  # first: the usual way out of a cancelled task, and the cheapest to match
+    except _Cancelled:  # first: the usual way out of a cancelled task, and the cheapest to match
         if terminal is None:
-            terminal = cancelled_terminal(handle, timeout, cancelled)
+            terminal = cancelled_terminal(handle, timeout)
         # The task ends here, as the cancelled scope around it would end it; the finally reports it.
     except Exception as exc:
         if terminal is None:
@@ -312,53 +312,31 @@ async def _back_off(handle: AsyncTaskHandle, retrying: Retrying, attempt: int, e
     handle._body = retrying.func(handle, *retrying.args, **retrying.kwargs)
 
 
-def cancelled_terminal(
-    handle: AsyncTaskHandle, timeout: float | None = None, cancelled: trio.Cancelled | None = None
-) -> TaskCtl:
+def cancelled_terminal(handle: AsyncTaskHandle, timeout: float | None = None) -> TaskCtl:
     """The terminal of a task whose scope, or a scope around it, was cancelled.
 
     The first of them names the end: the manager's own cancel (``cancel``,
     ``stop_all``, closing) names itself; a deadline is a FAIL with
-    :class:`TaskTimeout`; anything else came from outside the manager.
-    ``cancelled``, the Cancelled that ended the task, tells which came
-    first: Trio gives it the source and reason of the first cancel to reach
-    the task. (One case stays open: when a deadline around the manager came
-    first and the task's own deadline passed as well before it ended, both
-    say "deadline", and the task's own is taken.) Without it, or for a
-    source such as a KeyboardInterrupt, the manager's records of its own
-    cancels decide.
+    :class:`TaskTimeout`; anything else came from outside the manager. The
+    records decide, not the Cancelled that ended the task: that one can be
+    a scope's inside the body (a ``trio.sleep`` ending at the same instant),
+    let through because a scope around it was cancelled too.
     """
+    if handle._cancel_ctl is not None:  # (a cancel of this task, set only if it came first)
+        return handle._cancel_ctl
     generation = handle._generation
     stop_ctl = None if generation is None else generation.stop_ctl
-    if cancelled is not None:
-        source, reason = cancelled.source, cancelled.reason
-        if source == "deadline":  # the task's own deadline, or one of a scope around the manager
-            return _timed_out(handle, timeout) if _deadline_passed(handle, timeout) else CANCELLED_FROM_OUTSIDE
-        if source == "explicit" and reason != TASK_CANCEL_REASON and reason != STOP_REASON:
-            return CANCELLED_FROM_OUTSIDE  # a scope around the manager was cancelled first
-        if reason == STOP_REASON and stop_ctl is not None:
-            return stop_ctl
-    if handle._cancel_ctl is not None:  # (a cancel of this task, before any deadline or generation stop)
-        return handle._cancel_ctl
     stopped_at = math.inf if generation is None or stop_ctl is None else generation.stopped_at
-    if timeout is not None and (
-        handle._scope.cancelled_caught if stopped_at == math.inf else handle._scope.deadline <= stopped_at
-    ):  # the deadline ended it: alone, or before its generation's stop (which then let it pass)
-        return _timed_out(handle, timeout)
-    if stop_ctl is not None:
+    outside_at = math.inf if generation is None else generation.outside_at
+    if timeout is not None:
+        deadline = handle._scope.deadline
+        if deadline <= trio.current_time() and deadline <= min(stopped_at, outside_at):
+            error = TaskTimeout(f"{handle.task_type}:{handle.task_id}", timeout)
+            logger.error("%s", error)
+            return TaskCtl.fail(str(error), error)
+    if stop_ctl is not None and stopped_at < outside_at:
         return stop_ctl  # (and the end of the task keeps is_cancelled True)
     return CANCELLED_FROM_OUTSIDE
-
-
-def _deadline_passed(handle: AsyncTaskHandle, timeout: float | None) -> bool:
-    return timeout is not None and handle._scope.deadline <= trio.current_time()
-
-
-def _timed_out(handle: AsyncTaskHandle, timeout: float | None) -> TaskCtl:
-    assert timeout is not None
-    error = TaskTimeout(f"{handle.task_type}:{handle.task_id}", timeout)
-    logger.error("%s", error)
-    return TaskCtl.fail(str(error), error)
 
 
 def _returned(value: Any) -> TaskCtl:
