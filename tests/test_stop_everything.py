@@ -389,3 +389,22 @@ async def test_a_stop_names_the_end_when_a_sleep_in_the_body_ends_at_the_same_in
             await trio.sleep(1)
             assert await manager.stop_all(grace=1) == 1  # asks at 1, cancels at 2
         assert endings.only("S").ctl == BY_STOP_ALL, f"run {n}"
+
+
+@pytest.mark.parametrize("later", ["cancel", "filtered stop_all", "stop_all"])
+async def test_a_cancel_from_outside_that_came_first_is_not_renamed_by_a_later_stop(
+    autojump_clock: trio.testing.MockClock, later: str
+) -> None:
+    endings = Endings()
+    with trio.CancelScope() as outer:
+        async with open_task_manager() as manager:
+            await manager.start("slow_cleanup", "C", "chat", plugin, on_terminal=endings.callback("C"))
+            outer.cancel()  # its cleanup takes a second
+            with trio.CancelScope(shield=True):  # the block is busy: the close comes later
+                await trio.sleep(0.5)
+                if later == "cancel":
+                    assert await manager.cancel("slow_cleanup", "C")
+                else:
+                    await manager.stop_all(chat_key="chat" if later == "filtered stop_all" else None)
+                assert trio.current_time() == 1, "the stop waited for the end of the cleanup"
+    assert endings.only("C").ctl == FROM_OUTSIDE
