@@ -300,6 +300,62 @@ async def test_waiting_twice_on_the_same_key_at_once_raises() -> None:
     assert first == ["yes"], "the first wait is undisturbed"
 
 
+async def test_a_value_notified_to_a_wait_being_cancelled_is_kept_for_the_next_wait() -> None:
+    """The body's own scope around the wait is cancelled; the notify comes before the wait has resumed."""
+    scopes: list[trio.CancelScope] = []
+
+    async def step(handle: AsyncTaskHandle) -> Any:
+        with trio.CancelScope() as scope:
+            scopes.append(scope)
+            await handle.wait("k")
+        return await handle.wait("k")
+
+    async with open_task_manager() as manager:
+        handle, endings = await start(manager, step)
+        scopes[0].cancel()
+        assert handle.notify("k", "approved") is False, "nothing waits any more"
+        assert handle.cancel_wait("k") is False
+        await trio.testing.wait_all_tasks_blocked()
+    assert succeeded_with(endings) == "approved"
+
+
+async def test_a_value_notified_to_a_wait_timing_out_is_kept_for_the_next_wait(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The wait times out in the batch the notify is made in: Trio runs that batch in a random order, so in
+    about half the runs the notify finds the wait timed out but not yet resumed; twenty runs see that (all but
+    surely). Either way the value reaches the body."""
+
+    async def step(handle: AsyncTaskHandle) -> Any:
+        first = await handle.wait("k", timeout=1)
+        return first, await handle.wait("k")
+
+    for n in range(20):
+        async with open_task_manager() as manager:
+            handle, endings = await start(manager, step)
+            await trio.sleep(1)  # the wait's deadline passes at the same instant
+            handle.notify("k", "late")
+            await trio.testing.wait_all_tasks_blocked()
+        assert succeeded_with(endings) == (None, "late"), f"run {n}"
+
+
+async def test_cancel_all_does_not_count_a_wait_being_cancelled() -> None:
+    scopes: list[trio.CancelScope] = []
+
+    async def step(handle: AsyncTaskHandle) -> Any:
+        with trio.CancelScope() as scope:
+            scopes.append(scope)
+            await handle.wait("k")
+        return "cancelled by its own scope"
+
+    async with open_task_manager() as manager:
+        handle, endings = await start(manager, step)
+        scopes[0].cancel()
+        assert handle.cancel_all() == 0
+        await trio.testing.wait_all_tasks_blocked()
+    assert succeeded_with(endings) == "cancelled by its own scope"
+
+
 # -- a handle whose task has ended -----------------------------------------------------------------------------------
 
 

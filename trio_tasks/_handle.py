@@ -76,7 +76,7 @@ class _Waiter:
         await _wait_task_rescheduled(self._abort)
 
     def _abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
-        self.task = None
+        self.task = None  # cancelled (or timed out): no longer waiting, though registered until it resumes
         return _ABORT_SUCCEEDED
 
     def resolve(self, value: Any, outcome: int) -> None:
@@ -278,7 +278,9 @@ class AsyncTaskHandle:
 
         If nobody waits on ``key`` yet, ``data`` is kept (the latest value
         wins) and the next ``wait(key)`` returns it at once; this returns
-        False. Once the task has ended nothing is kept and this returns False::
+        False. A wait that a cancel or its timeout has already reached, but
+        that has not resumed yet, no longer waits: it keeps the value too.
+        Once the task has ended nothing is kept and this returns False::
 
             handle.notify("approval", True)
         """
@@ -291,7 +293,7 @@ class AsyncTaskHandle:
             self._waits = None  # the usual case: the one pending wait
         else:
             waiter = self._pop_waiter(key)
-        if waiter is None:
+        if waiter is None or waiter.task is None:  # (task None: the wait is being cancelled, or timing out)
             if self._pending is None:
                 self._pending = {}
             self._pending[key] = data
@@ -309,7 +311,7 @@ class AsyncTaskHandle:
         """
         _check_key(key)
         waiter = self._pop_waiter(key)
-        if waiter is None:
+        if waiter is None or waiter.task is None:  # (task None: the wait is being cancelled, or timing out)
             return False
         waiter.resolve(None, _CANCELLED)
         return True
@@ -329,9 +331,10 @@ class AsyncTaskHandle:
         waits = self._waits
         self._waits = None
         waiters = [] if waits is None else [waits] if isinstance(waits, _Waiter) else list(waits.values())
-        for waiter in waiters:
+        waiting = [waiter for waiter in waiters if waiter.task is not None]  # (not those being cancelled)
+        for waiter in waiting:
             waiter.resolve(None, _CANCELLED)
-        return len(waiters)
+        return len(waiting)
 
     async def notify_agent(self, message: str, trigger: bool = True) -> None:
         """Send an :class:`AgentNotice` to the main agent.
