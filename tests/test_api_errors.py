@@ -9,7 +9,7 @@ import inspect
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from trio_tasks import (
     ManagerClosed,
     NoTaskManager,
     Plugin,
+    RetryPolicy,
     TaskAlreadyRunning,
     TaskCtl,
     TaskManager,
@@ -30,6 +31,7 @@ from trio_tasks import (
     open_task_manager,
     task,
 )
+from trio_tasks._checks import check_number
 
 plugin = Plugin(name="Errors", module_name="errors")
 
@@ -456,3 +458,61 @@ def public_members() -> list[tuple[str, object]]:
 @pytest.mark.parametrize(("name", "member"), public_members(), ids=[name for name, _ in public_members()])
 def test_every_public_method_is_documented(name: str, member: object) -> None:
     assert inspect.getdoc(member), f"{name} has no docstring"
+
+
+# -- durations too large for a float ----------------------------------------------------------------------------------
+
+HUGE = 10**400  # an int: a number >= 0 and < inf, yet no float holds it, and Trio's deadlines are floats
+
+
+async def _huge_wait(manager: TaskManager) -> None:
+    await (await parked_handle(manager)).wait("k", timeout=HUGE)
+
+
+async def _huge_task_timeout(manager: TaskManager) -> None:
+    await manager.start("park", "P", "chat", plugin, task_timeout=HUGE)
+
+
+async def _huge_cancel_grace(manager: TaskManager) -> None:
+    await parked_handle(manager)
+    await manager.cancel("park", "P", grace=HUGE)
+
+
+async def _huge_stop_all_grace(manager: TaskManager) -> None:
+    await parked_handle(manager)
+    await manager.stop_all(grace=HUGE)
+
+
+@pytest.mark.parametrize(
+    ("call", "shown"),
+    [
+        (_huge_wait, "timeout is too large: got an int of 401 digits, more than a float holds; use math.inf"),
+        (_huge_task_timeout, "task_timeout is too large: got an int of 401 digits.*; use math.inf for no limit"),
+        (_huge_cancel_grace, "grace is too large: got an int of 401 digits, more than a float holds$"),
+        (_huge_stop_all_grace, "grace is too large: got an int of 401 digits, more than a float holds$"),
+    ],
+)
+async def test_a_duration_too_large_for_a_float_is_refused_when_given(
+    call: Callable[[TaskManager], Awaitable[None]], shown: str
+) -> None:
+    async with open_task_manager() as manager:
+        with pytest.raises(ValueError, match=shown):
+            await call(manager)
+        assert manager.get_running_tasks() in ([], ["park:P"]), "the manager runs on"
+
+
+async def test_a_grace_period_too_large_for_a_float_is_refused_when_the_manager_opens() -> None:
+    with pytest.raises(ValueError, match="grace_period is too large: got an int of 401 digits"):
+        async with open_task_manager(grace_period=HUGE):
+            pytest.fail("the block must not run")
+
+
+@pytest.mark.parametrize("field", ["backoff", "max_backoff"])
+def test_a_retry_delay_too_large_for_a_float_is_refused(field: str) -> None:
+    with pytest.raises(ValueError, match=f"RetryPolicy {field} is too large: got an int of 401 digits"):
+        RetryPolicy(**{field: HUGE})
+
+
+def test_an_int_too_large_for_str_is_named_by_its_size() -> None:
+    with pytest.raises(ValueError, match="task_timeout is too large: got an int of over 4,000 digits"):
+        check_number("task_timeout", 10**5000, low_ok=False, inf_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 __all__ = ["check_number", "check_str"]
 
@@ -34,7 +35,13 @@ def check_number(
         raise TypeError(f"{what} must be a number{of}{hint}, got {value!r} ({type(value).__name__})")
     above = value >= low if low_ok else value > low
     if not (above and (inf_ok or value < math.inf)):  # NaN fails every comparison
-        bound = f"{'>=' if low_ok else '>'} {low:g}{unit}"
-        if not inf_ok:
-            bound += " and finite"
-        raise ValueError(f"{what} must be {bound}{hint}, got {value!r}")
+        raise ValueError(f"{what} must be {_bound(low, low_ok, inf_ok, unit)}{hint}, got {value!r}")
+    if value.__class__ is not float and value > sys.float_info.max:  # an int that no float holds: Trio would fail
+        digits = len(str(value)) if value.bit_length() < 14_000 else "over 4,000"  # (str() refuses 4,300 digits)
+        instead = "; use math.inf for no limit" if inf_ok else ""
+        raise ValueError(f"{what} is too large: got an int of {digits} digits, more than a float holds{instead}")
+
+
+def _bound(low: float, low_ok: bool, inf_ok: bool, unit: str) -> str:
+    bound = f"{'>=' if low_ok else '>'} {low:g}{unit}"
+    return bound if inf_ok else f"{bound} and finite"
