@@ -36,7 +36,7 @@ def check_number(
     above = value >= low if low_ok else value > low
     if not (above and (inf_ok or value < math.inf)):  # NaN fails every comparison
         raise ValueError(f"{what} must be {_bound(low, low_ok, inf_ok, unit)}{hint}, got {value!r}")
-    if value.__class__ is not float and value > sys.float_info.max:  # an int that no float holds: Trio would fail
+    if isinstance(value, int) and value > sys.float_info.max:  # an int that no float holds: Trio would fail
         digits = len(str(value)) if value.bit_length() < 14_000 else "over 4,000"  # (str() refuses 4,300 digits)
         instead = "; use math.inf for no limit" if inf_ok else ""
         raise ValueError(f"{what} is too large: got an int of {digits} digits, more than a float holds{instead}")
