@@ -376,6 +376,25 @@ async def test_notify_and_cancel_wait_after_the_end_return_false_and_keep_nothin
     assert succeeded_with(endings_again) is None, "nothing notified to the ended handle reaches the new run"
 
 
+async def test_a_wait_from_outside_the_body_raises_when_the_task_ends(autojump_clock: trio.testing.MockClock) -> None:
+    async def nap(handle: AsyncTaskHandle) -> str:
+        await trio.sleep(1)
+        return "done"
+
+    raised: list[tuple[str, float]] = []
+
+    async def outsider(handle: AsyncTaskHandle) -> None:
+        with pytest.raises(RuntimeError) as error:
+            await handle.wait("k")
+        raised.append((str(error.value), trio.current_time()))
+
+    async with open_task_manager() as manager, trio.open_nursery() as nursery:
+        handle, endings = await start(manager, nap)
+        nursery.start_soon(outsider, handle)
+    assert succeeded_with(endings) == "done"
+    assert raised == [("task run:T ended during this wait on 'k'", 1)], "it raised when the task ended"
+
+
 async def test_wait_on_an_ended_handle_raises() -> None:
     async with open_task_manager() as manager:
         handle, _ = await start(manager, waiting("k"))

@@ -51,7 +51,7 @@ class AgentNotice:
     trigger: bool = True
 
 
-_PENDING, _NOTIFIED, _CANCELLED = 0, 1, 2
+_PENDING, _NOTIFIED, _CANCELLED, _ENDED = 0, 1, 2, 3
 
 
 @final
@@ -68,7 +68,7 @@ class _Waiter:
         self.key = key
         self.task: trio.lowlevel.Task | None = None  # set while parked
         self.value: Any = None
-        self.outcome = _PENDING  # _NOTIFIED or _CANCELLED once resolved (no longer registered)
+        self.outcome = _PENDING  # _NOTIFIED, _CANCELLED or _ENDED once resolved (no longer registered)
 
     async def park(self) -> None:
         """Block until :meth:`resolve`, or until cancelled."""
@@ -210,7 +210,9 @@ class AsyncTaskHandle:
         Raises:
             TypeError: ``key`` is not a str, or ``timeout`` is not a number.
             ValueError: ``timeout`` is negative or NaN.
-            RuntimeError: this task has ended, or another wait on ``key`` is pending.
+            RuntimeError: this task has ended (before the wait, or during a
+                wait made from outside its body), or another wait on ``key``
+                is pending.
         """
         if key.__class__ is not str:
             _check_key(key)
@@ -246,6 +248,8 @@ class AsyncTaskHandle:
                     self._pop_waiter(key)
         if waiter.outcome == _CANCELLED:
             raise WaitCancelled(key)
+        if waiter.outcome == _ENDED:
+            raise RuntimeError(f"task {self.task_type}:{self.task_id} ended during this wait on {key!r}")
         return waiter.value
 
     def _add_waiter(self, waiter: _Waiter) -> None:
@@ -328,13 +332,21 @@ class AsyncTaskHandle:
         self._waits_closed = True
         if self._ended_at is None:  # (an ended task keeps its is_cancelled)
             self._ask_cancel()
+        return self._resolve_every_wait(_CANCELLED)
+
+    def _resolve_every_wait(self, outcome: int) -> int:
+        """Resume every pending wait with ``outcome`` and forget them; return how many there were."""
         waits = self._waits
         self._waits = None
         waiters = [] if waits is None else [waits] if isinstance(waits, _Waiter) else list(waits.values())
         waiting = [waiter for waiter in waiters if waiter.task is not None]  # (not those being cancelled)
         for waiter in waiting:
-            waiter.resolve(None, _CANCELLED)
+            waiter.resolve(None, outcome)
         return len(waiting)
+
+    def _end_waits(self) -> None:
+        """The task has ended (internal): a wait still pending, from outside the body, raises RuntimeError."""
+        self._resolve_every_wait(_ENDED)
 
     async def notify_agent(self, message: str, trigger: bool = True) -> None:
         """Send an :class:`AgentNotice` to the main agent.

@@ -634,7 +634,9 @@ class TaskManager:
         del self._live[key]
         handle._state = terminal
         handle._ended_at = ended_at = self._now()
-        handle._waits = handle._pending = None  # an ended task keeps no wait points nor kept values
+        if handle._waits is not None:  # waits from outside the body: they end too
+            handle._end_waits()
+        handle._pending = None  # an ended task keeps no wait points nor kept values
         generation = handle._generation
         if generation is not None and generation.stop_ctl is not None:
             handle._cancel_asked = True  # it was stopped while it ran: is_cancelled stays True
