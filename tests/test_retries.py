@@ -203,6 +203,7 @@ async def test_cancel_during_backoff_ends_cancel_at_once(autojump_clock: trio.te
     end = only(ends)
     assert end.ctl.signal is TaskSignal.CANCEL
     assert end.ctl.message == "Cancelled by cancel()"
+    assert end.ctl.attempt == 2, "the number of the attempt the backoff was for, as its report says"
     assert end.at == t0 + 4
     assert log.began == [t0], "no further attempt"
 
@@ -335,3 +336,10 @@ def test_mount_async_task_needs_a_retry_policy() -> None:
     plugin = Plugin(name="Retries", module_name="retries")
     with pytest.raises(TypeError, match="RetryPolicy"):
         plugin.mount_async_task("job", retry=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("factor", [2, 2.0])
+def test_a_delay_that_outgrows_a_float_is_the_max_backoff(factor: float) -> None:
+    """An int factor made an exact int power that no float holds (OverflowError after 1,024 attempts)."""
+    assert RetryPolicy(factor=factor, max_backoff=60).delay(1025) == 60.0
+    assert RetryPolicy(factor=factor, backoff=0).delay(5000) == 0.0, "no backoff stays none"

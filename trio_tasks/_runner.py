@@ -143,8 +143,8 @@ async def run_task(
                         or not _retries(handle, retrying.policy, attempt, exc)
                     ):  # fmt: skip
                         raise
-                    await _back_off(handle, retrying, attempt, exc)
-                    attempt += 1
+                    attempt += 1  # the back-off reports the next attempt: a cancel during it ends with that number
+                    await _back_off(handle, retrying, attempt - 1, exc)
     except _Cancelled:  # first: the usual way out of a cancelled task, and the cheapest to match
         if terminal is None:
             terminal = cancelled_terminal(handle, timeout)
