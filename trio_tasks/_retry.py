@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import final
 
@@ -78,10 +79,12 @@ class RetryPolicy:
         >>> RetryPolicy(backoff=2.0).delay(3)
         8.0
         """
+        if not self.backoff:
+            return 0.0
         try:
-            growth = self.factor ** (failed_attempt - 1)
+            growth = float(self.factor) ** (failed_attempt - 1)  # (a float: an int would grow past what one holds)
         except OverflowError:
-            return float(self.max_backoff)
+            growth = math.inf
         return float(min(self.backoff * growth, self.max_backoff))
 
     def retries(self, exc: BaseException) -> bool:
