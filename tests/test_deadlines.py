@@ -189,7 +189,8 @@ async def test_deadline_during_a_retry_backoff(autojump_clock: trio.testing.Mock
     end = timed_out(ends, 5)
     assert end.at == t0 + 5, "the backoff was cut short by the deadline"
     assert trace.began == [t0], "no second attempt"
-    assert end.ctl.attempt == 1
+    assert end.ctl.attempt == 2, "the attempt the backoff was for, as the state before it said"
+    assert state.attempt == 2
 
 
 async def test_the_deadline_covers_every_retry_attempt(autojump_clock: trio.testing.MockClock) -> None:
