@@ -516,3 +516,16 @@ def test_a_retry_delay_too_large_for_a_float_is_refused(field: str) -> None:
 def test_an_int_too_large_for_str_is_named_by_its_size() -> None:
     with pytest.raises(ValueError, match="task_timeout is too large: got an int of over 4,000 digits"):
         check_number("task_timeout", 10**5000, low_ok=False, inf_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("on_limit", "error"),
+    [("drop", ValueError), ("", ValueError), (5, TypeError), (None, TypeError), (True, TypeError)],
+)
+async def test_on_limit_must_be_queue_or_reject(on_limit: object, error: type[Exception]) -> None:
+    shown = rf"on_limit must be 'queue' \(the task waits for a free slot\) or 'reject' .*got {names(on_limit)}"
+    with pytest.raises(error, match=shown):
+        Plugin(name="Limits", module_name="limits").mount_async_task("job", on_limit=on_limit)  # type: ignore[arg-type]
+    with pytest.raises(error, match=shown):
+        async with open_task_manager(max_concurrent=1, on_limit=on_limit):  # type: ignore[arg-type]
+            pytest.fail("the block must not run")

@@ -63,9 +63,10 @@ def check_limit(max_concurrent: object, on_limit: object) -> None:
         raise TypeError(f"max_concurrent must be None or an int >= 1, got {max_concurrent!r}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ValueError(f"max_concurrent must be >= 1 (or None for no limit), got {max_concurrent!r}")
-    if on_limit not in ("queue", "reject"):
-        raise ValueError(
-            f"on_limit must be 'queue' (start waits for a free slot) or 'reject' (start raises TooManyTasks), "
+    if on_limit != "queue" and on_limit != "reject":
+        error = ValueError if isinstance(on_limit, str) else TypeError
+        raise error(
+            f"on_limit must be 'queue' (the task waits for a free slot) or 'reject' (start raises TooManyTasks), "
             f"got {on_limit!r}"
         )
 
