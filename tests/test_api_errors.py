@@ -88,6 +88,23 @@ def test_progress_percent_must_be_a_number_from_0_to_100(percent: object, error:
         TaskCtl.report_progress("Working...", percent)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("percent", [10**400, -(10**400)])
+def test_progress_percent_too_large_for_a_float_is_out_of_range(percent: int) -> None:
+    with pytest.raises(ValueError, match=rf"percent must be from 0 to 100, got {percent} \(out of range\)"):
+        TaskCtl.report_progress("Working...", percent)
+
+
+def test_a_value_too_long_to_show_is_named_by_its_size() -> None:
+    with pytest.raises(ValueError, match=r"percent must be from 0 to 100, got an int of over 4,000 digits"):
+        TaskCtl.report_progress("Working...", 10**5000)
+
+
+@pytest.mark.parametrize(("attempt", "error"), [("2", TypeError), (True, TypeError), (1.0, TypeError), (0, ValueError)])
+def test_attempt_must_be_none_or_an_int_from_1(attempt: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match=rf"attempt must be None or an int >= 1, got {names(attempt)}"):
+        TaskCtl(TaskSignal.SUCCESS, "Done", attempt=attempt)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("percent", [0, 0.5, 100])
 def test_progress_percent_bounds_are_accepted(percent: float) -> None:
     assert TaskCtl.report_progress("Working...", percent).progress == percent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 
-__all__ = ["check_number", "check_str"]
+__all__ = ["check_number", "check_str", "shown"]
 
 
 def check_str(what: str, value: object, *, empty_ok: bool = True) -> None:
@@ -37,9 +37,20 @@ def check_number(
     if not (above and (inf_ok or value < math.inf)):  # NaN fails every comparison
         raise ValueError(f"{what} must be {_bound(low, low_ok, inf_ok, unit)}{hint}, got {value!r}")
     if isinstance(value, int) and value > sys.float_info.max:  # an int that no float holds: Trio would fail
-        digits = len(str(value)) if value.bit_length() < 14_000 else "over 4,000"  # (str() refuses 4,300 digits)
         instead = "; use math.inf for no limit" if inf_ok else ""
-        raise ValueError(f"{what} is too large: got an int of {digits} digits, more than a float holds{instead}")
+        raise ValueError(f"{what} is too large: got {_digits(value)}, more than a float holds{instead}")
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, or the size of an int too long for that."""
+    return _digits(value) if isinstance(value, int) and value.bit_length() >= _LONG else repr(value)
+
+
+_LONG = 14_000  # bits: str() of an int refuses over 4,300 digits
+
+
+def _digits(value: int) -> str:
+    return f"an int of {len(str(value)) if value.bit_length() < _LONG else 'over 4,000'} digits"
 
 
 def _bound(low: float, low_ok: bool, inf_ok: bool, unit: str) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
-import math
 from typing import Any, final
 
 import attrs
+
+from ._checks import shown
 
 __all__ = ["TaskCtl", "TaskSignal"]
 
@@ -35,8 +36,8 @@ def _check_percent(percent: object) -> None:
             f"({type(percent).__name__})"
         )
     if not 0 <= percent <= 100:  # NaN fails both comparisons
-        detail = "NaN" if math.isnan(percent) else "out of range"
-        raise ValueError(f"percent must be from 0 to 100, got {percent!r} ({detail})")
+        detail = "NaN" if percent != percent else "out of range"  # (not math.isnan: no float holds some ints)
+        raise ValueError(f"percent must be from 0 to 100, got {shown(percent)} ({detail})")
 
 
 @final
@@ -61,8 +62,9 @@ class TaskCtl:
         progress: the percentage (0 to 100) of a progress report; ``None``
             for every other signal.
         attempt: for a task mounted with a :class:`~trio_tasks.RetryPolicy`,
-            the attempt (1-based) this report belongs to; ``None`` otherwise.
-            The task manager sets it; task bodies need not.
+            the attempt (1-based) this report belongs to, which the task
+            manager sets; task bodies need not. For other tasks it is what
+            the body gave (``None`` unless it set one).
     """
 
     signal: TaskSignal
@@ -86,10 +88,11 @@ class TaskCtl:
                 f"progress is only set for progress reports, "
                 f"got progress={self.progress!r} with signal {self.signal.value!r}"
             )
-        if self.attempt is not None and (
-            isinstance(self.attempt, bool) or not isinstance(self.attempt, int) or self.attempt < 1
-        ):
-            raise ValueError(f"attempt must be None or an int >= 1, got {self.attempt!r}")
+        if self.attempt is not None:
+            if isinstance(self.attempt, bool) or not isinstance(self.attempt, int):
+                raise TypeError(f"attempt must be None or an int >= 1, got {self.attempt!r}")
+            if self.attempt < 1:
+                raise ValueError(f"attempt must be None or an int >= 1, got {shown(self.attempt)}")
 
     @property
     def is_terminal(self) -> bool:
