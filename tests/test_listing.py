@@ -169,6 +169,18 @@ async def test_a_chats_listing_keeps_its_ended_run_while_the_task_runs_again_els
         assert listed(manager) == [("J", "running")]
 
 
+def test_the_listing_can_be_read_after_trio_run_has_returned() -> None:
+    async def main() -> TaskManager:
+        async with open_task_manager() as manager:
+            await start(manager, "A", progress("working"), DONE)
+        return manager
+
+    manager = trio.run(main)
+    [info] = manager.list_tasks()
+    assert (info.task_id, info.status, info.state) == ("A", "ended", DONE)
+    assert info.elapsed == info.ended_at - info.started_at  # type: ignore[operator]
+
+
 async def test_without_history_only_running_tasks_are_listed() -> None:
     async with open_task_manager(history_limit=0) as manager:
         await start(manager, "R", "go")

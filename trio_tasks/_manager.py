@@ -317,13 +317,16 @@ class TaskManager:
         """What the manager knows of each task: the running (and queued) ones in start order, then
         the ended ones kept in the history, oldest first (one entry per task: a task that runs again
         is listed as running, like :meth:`get_state` shows it). The filters work as in
-        :meth:`get_running_tasks`::
+        :meth:`get_running_tasks`, on each run of a task: so a chat's listing keeps a task's ended
+        run in that chat while the task runs again in another chat (or for another plugin)::
 
             for info in manager.list_tasks(chat_key="chat-1"):
                 print(info.task_id, info.status, info.state)
+
+        Like :meth:`get_state`, it works after ``trio.run`` has returned too.
         """
         which = Filter(plugin, task_type, chat_key)
-        now = trio.current_time()
+        now = trio.current_time() if self._live else math.nan  # (no task runs after trio.run: none needs it)
         live = which.select(self._live.values())
         listed = {handle._key for handle in live}
         ended = which.select(handle for key, handle in self._history.items() if key not in listed)
