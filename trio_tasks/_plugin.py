@@ -171,7 +171,8 @@ class Plugin:
         values, or a plain ``async def`` whose return counts as success. It
         takes the :class:`AsyncTaskHandle` first; parameters named
         ``task_id`` or ``chat_key`` that ``start`` was not given are filled
-        from ``start``'s own arguments. The function is returned unchanged::
+        from ``start``'s own arguments (by keyword: not a positional-only
+        one). The function is returned unchanged::
 
             @plugin.mount_async_task("my_task")
             async def my_task(handle, prompt: str, task_id: str):
