@@ -179,7 +179,28 @@ def test_main_runs_the_plain_demo_and_exits_0(capsys: pytest.CaptureFixture[str]
     assert re.search(r"demo   all 12 tasks reached their scripted terminal", out[-1])
 
 
-SPEED_RULE = "must be a number > 0 and <= 1000 (20 runs twenty times faster)"
+def test_main_exits_1_when_a_task_missed_its_scripted_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def missed(**options: Any) -> DemoResult:
+        return DemoResult(expected={"video_render:VID_1": TaskSignal.CANCEL}, terminals={})
+
+    monkeypatch.setattr("trio_tasks._demo.run_demo", missed)
+    assert main(plain=True, clock=trio.testing.MockClock(autojump_threshold=0)) == 1
+
+
+@pytest.mark.parametrize(
+    ("redirect", "code", "error"),
+    [
+        (">&-", 0, ""),  # no stdout at all: nothing to show, the run goes on
+        ("> /dev/full", 1, "trio_tasks demo: cannot write the output: [Errno 28] No space left on device"),
+    ],
+)
+def test_a_stdout_that_cannot_be_written_gives_no_traceback(redirect: str, code: int, error: str) -> None:
+    command = f"{sys.executable} -m trio_tasks demo --speed 100 {redirect}"
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120, check=False)
+    assert (done.returncode, done.stderr.strip()) == (code, error)
+
+
+SPEED_RULE = "must be a number from 0.01 to 1000 (20 runs twenty times faster)"
 
 
 @pytest.mark.parametrize(
@@ -190,6 +211,7 @@ SPEED_RULE = "must be a number > 0 and <= 1000 (20 runs twenty times faster)"
         (["--speed", "nan"], "got 'nan'"),
         (["--speed", "inf"], "got 'inf'"),
         (["--speed", "1e6"], f"{SPEED_RULE}, got '1e6'"),
+        (["--speed", "1e-320"], f"{SPEED_RULE}, got '1e-320'"),
         (["--speed", "fast"], "got 'fast'"),
         (["--tasks", "-1"], "argument --tasks: must be a whole number >= 0, got '-1'"),
         (["--tasks", "2.5"], "argument --tasks: must be a whole number >= 0, got '2.5'"),

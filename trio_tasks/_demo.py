@@ -399,7 +399,8 @@ def main(
     plain: bool = False,
     clock: trio.abc.Clock | None = None,
 ) -> int:
-    """Run the demo; return the process exit code (130 if interrupted).
+    """Run the demo; return the process exit code: 0 if every task reached its scripted terminal,
+    1 if one did not or stdout could not be written, 130 if interrupted.
 
     The live view is drawn when stdout is a terminal, ``rich`` is installed
     and ``plain`` is False; otherwise plain lines are printed. ``clock``
@@ -413,18 +414,25 @@ def main(
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)
     try:
-        trio.run(partial(run_demo, tasks=tasks, seed=seed, view=view), clock=clock or ScaledClock(speed))
+        result = trio.run(partial(run_demo, tasks=tasks, seed=seed, view=view), clock=clock or ScaledClock(speed))
     except BaseException as exc:
         if _only(exc, KeyboardInterrupt):
-            sys.stdout.write("\ninterrupted\n")
+            if sys.stdout is not None:
+                sys.stdout.write("\ninterrupted\n")
             return 130
         if _only(exc, BrokenPipeError):  # stdout was closed early (`... | head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
+        if _only(exc, OSError):  # stdout cannot be written (a full disk): say so, without a traceback
+            error = exc
+            while isinstance(error, BaseExceptionGroup):  # (Trio's nurseries nest it)
+                error = error.exceptions[0]
+            print(f"trio_tasks demo: cannot write the output: {error}", file=sys.stderr)
+            return 1
         raise
     finally:
         library_logger.setLevel(level)
-    return 0
+    return 0 if result.as_scripted else 1
 
 
 def _only(exc: BaseException, kind: type[BaseException]) -> bool:

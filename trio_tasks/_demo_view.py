@@ -318,13 +318,14 @@ def _summary(rows: list[Row]) -> Text:
     return summary
 
 
-def can_draw_live(stream: TextIO, hint_to: TextIO | None = None) -> bool:
+def can_draw_live(stream: TextIO | None, hint_to: TextIO | None = None) -> bool:
     """True if ``stream`` is a terminal and ``rich`` is installed.
 
     On a terminal without ``rich``, write a one-line hint to ``hint_to``
     (stderr by default) and return False: the demo then prints plain lines.
+    (``stream`` is None when the process has no stdout: then it is False.)
     """
-    if not stream.isatty():
+    if stream is None or not stream.isatty():
         return False
     try:
         import rich  # noqa: F401
