@@ -582,3 +582,28 @@ async def test_notify_agent_in_a_cancelled_scope_raises_cancelled_and_sends_noth
         if callback == "none (queue)":
             received.append(manager.agent_notices().receive_nowait())
     assert [notice.message for notice in received] == ["shielded"]
+
+
+async def test_a_second_wait_on_a_key_is_not_dropped_by_the_end_of_a_cancelled_first_one() -> None:
+    """Wait A is cancelled (not yet resumed) and passed by cancel_wait; wait B on the same key registers; A's
+    cleanup must not unregister B."""
+    async with open_task_manager() as manager:
+        handle, _ = await start(manager, park)
+        async with trio.open_nursery() as nursery:
+
+            async def wait_a(task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+                with trio.CancelScope() as scope:
+                    task_status.started(scope)
+                    await handle.wait("k")
+
+            scope_a = await nursery.start(wait_a)
+            scope_a.cancel()
+            assert handle.cancel_wait("k") is False, "A no longer waits"
+
+            async def notify_later() -> None:
+                await trio.testing.wait_all_tasks_blocked()
+                assert handle.notify("k", 42) is True
+
+            nursery.start_soon(notify_later)
+            assert await handle.wait("k") == 42  # B
+        await manager.cancel("run", "T")

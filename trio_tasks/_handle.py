@@ -76,7 +76,7 @@ class _Waiter:
         await _wait_task_rescheduled(self._abort)
 
     def _abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
-        self.task = None  # cancelled (or timed out): no longer waiting, though registered until it resumes
+        self.task = None  # cancelled (or timed out): no longer waiting; notify and cancel_wait pass it by
         return _ABORT_SUCCEEDED
 
     def resolve(self, value: Any, outcome: int) -> None:
@@ -241,11 +241,8 @@ class AsyncTaskHandle:
                 with trio.move_on_after(timeout):
                     await waiter.park()
         finally:
-            if waiter.outcome == _PENDING:  # timed out or cancelled: still registered
-                if self._waits is waiter:
-                    self._waits = None
-                else:
-                    self._pop_waiter(key)
+            if waiter.outcome == _PENDING:  # timed out or cancelled: registered, unless notify or cancel_wait
+                self._drop_waiter(waiter)  # found it so (then another wait on key may be registered since)
         if waiter.outcome == _CANCELLED:
             raise WaitCancelled(key)
         if waiter.outcome == _ENDED:
@@ -266,6 +263,13 @@ class AsyncTaskHandle:
             )
         waits[waiter.key] = waiter
 
+    def _drop_waiter(self, waiter: _Waiter) -> None:
+        waits = self._waits
+        if waits is waiter:
+            self._waits = None
+        elif isinstance(waits, dict) and waits.get(waiter.key) is waiter:
+            del waits[waiter.key]
+
     def _pop_waiter(self, key: str) -> _Waiter | None:
         waits = self._waits
         if waits is None:
@@ -283,7 +287,8 @@ class AsyncTaskHandle:
         If nobody waits on ``key`` yet, ``data`` is kept (the latest value
         wins) and the next ``wait(key)`` returns it at once; this returns
         False. A wait that a cancel or its timeout has already reached, but
-        that has not resumed yet, no longer waits: it keeps the value too.
+        that has not resumed yet, no longer waits: the value is kept for the
+        next ``wait(key)`` then too.
         Once the task has ended nothing is kept and this returns False::
 
             handle.notify("approval", True)
