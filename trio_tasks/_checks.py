@@ -28,14 +28,15 @@ def check_number(
     """Raise unless ``value`` is an int or float (not a bool) above ``low``.
 
     ``low_ok`` admits ``low`` itself, ``inf_ok`` admits infinity; NaN is
-    never admitted. ``unit`` (" seconds") and ``hint`` complete the message.
+    never admitted, nor an int too large for a float (Trio's times are
+    floats). ``unit`` (" seconds") and ``hint`` complete the message.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         of = f" of{unit}" if unit else ""
         raise TypeError(f"{what} must be a number{of}{hint}, got {value!r} ({type(value).__name__})")
     above = value >= low if low_ok else value > low
     if not (above and (inf_ok or value < math.inf)):  # NaN fails every comparison
-        raise ValueError(f"{what} must be {_bound(low, low_ok, inf_ok, unit)}{hint}, got {value!r}")
+        raise ValueError(f"{what} must be {_bound(low, low_ok, inf_ok, unit)}{hint}, got {shown(value)}")
     if isinstance(value, int) and value > sys.float_info.max:  # an int that no float holds: Trio would fail
         instead = "; use math.inf for no limit" if inf_ok else ""
         raise ValueError(f"{what} is too large: got {_digits(value)}, more than a float holds{instead}")
@@ -43,14 +44,19 @@ def check_number(
 
 def shown(value: object) -> str:
     """``repr(value)`` for an error message, or the size of an int too long for that."""
-    return _digits(value) if isinstance(value, int) and value.bit_length() >= _LONG else repr(value)
+    return _digits(value) if isinstance(value, int) and _too_long(value) else repr(value)
 
 
-_LONG = 14_000  # bits: str() of an int refuses over 4,300 digits
+def _too_long(value: int) -> bool:
+    """True if ``str(value)`` would refuse to convert it (Python limits the digits, 4,300 by default)."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    return bool(limit) and value.bit_length() * math.log10(2) >= limit - 1
 
 
 def _digits(value: int) -> str:
-    return f"an int of {len(str(value)) if value.bit_length() < _LONG else 'over 4,000'} digits"
+    if _too_long(value):
+        return f"an int of about {value.bit_length() * math.log10(2):,.0f} digits"
+    return f"an int of {len(str(abs(value)))} digits"
 
 
 def _bound(low: float, low_ok: bool, inf_ok: bool, unit: str) -> str:
