@@ -359,3 +359,24 @@ async def test_a_deadline_around_the_manager_is_a_cancel_from_outside(autojump_c
             await trio.sleep_forever()
     assert outer.cancelled_caught
     assert [end.ctl for end in ends] == [FROM_OUTSIDE], "its own deadline had not passed"
+
+
+@pytest.mark.parametrize(("outer_after", "own_timeout", "first"), [(1, 1.5, "outer"), (1.5, 1, "own")])
+async def test_deadlines_that_the_run_loop_sees_late_are_ordered_by_when_they_passed(
+    autojump_clock: trio.testing.MockClock, outer_after: float, own_timeout: float, first: str
+) -> None:
+    """Both deadlines have passed when the run loop next looks (the block ran 2 seconds without a checkpoint,
+    as synchronous work does under a real clock: the jump stands in for it)."""
+    ends: list[Ended] = []
+    with trio.move_on_after(outer_after):
+        async with open_task_manager() as manager:
+            await manager.start(
+                "long_cleanup", "S", "chat", plugin, task_timeout=own_timeout, on_terminal=recorder(ends)
+            )
+            autojump_clock.jump(2)
+            await trio.sleep_forever()
+    [end] = ends
+    if first == "outer":
+        assert end.ctl == FROM_OUTSIDE
+    else:
+        assert (end.ctl.signal, type(end.ctl.data)) == (TaskSignal.FAIL, TaskTimeout)

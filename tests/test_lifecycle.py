@@ -618,3 +618,18 @@ async def test_start_from_a_cancelled_scope_raises_cancelled_and_starts_nothing(
         assert "T" not in LOGS or LOGS["T"] == [], "the body never began"
         rec = await start(manager, "T", TaskCtl.success("now"))  # the id is free at once
     assert rec.only().ctl == TaskCtl.success("now")
+
+
+async def test_a_manager_opened_in_a_cancelled_scope_opens_and_its_block_meets_the_cancel() -> None:
+    """Trio's own nurseries open in a cancelled scope too; the opening hung (forever, shielded)."""
+    ran: list[str] = []
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        async with open_task_manager() as manager:
+            ran.append("block")
+            await manager.start("scripted", "S", "chat", plugin, [])  # a checkpoint: raises Cancelled
+            ran.append("not reached")
+    assert scope.cancelled_caught
+    assert ran == ["block"]
+    assert manager.closed
+    assert manager.get_state("scripted", "S") is None, "no task started"

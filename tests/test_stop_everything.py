@@ -8,6 +8,7 @@ what ``is_cancelled`` says, and that nothing is left behind.
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -19,6 +20,9 @@ from task_scripts import shielded_cleanup
 
 from trio_tasks import AsyncTaskHandle, ManagerClosed, Plugin, TaskCtl, TaskManager, TaskSignal, open_task_manager
 from trio_tasks._generations import Generation
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
 
 plugin = Plugin(name="StopEverything", module_name="stop_everything")
 
@@ -408,3 +412,49 @@ async def test_a_cancel_from_outside_that_came_first_is_not_renamed_by_a_later_s
                     await manager.stop_all(chat_key="chat" if later == "filtered stop_all" else None)
                 assert trio.current_time() == 1, "the stop waited for the end of the cleanup"
     assert endings.only("C").ctl == FROM_OUTSIDE
+
+
+async def test_a_nursery_around_the_manager_cancelled_by_a_failing_sibling_is_a_cancel_from_outside(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endings = Endings()
+
+    async def fails() -> None:
+        await trio.sleep(0.5)
+        raise ValueError("a sibling of the manager's block failed")
+
+    async def manager_beside_a_failing_sibling() -> None:
+        async with trio.open_nursery() as nursery, open_task_manager() as manager:
+            await manager.start("slow_cleanup", "C", "chat", plugin, on_terminal=endings.callback("C"))
+            nursery.start_soon(fails)
+            await trio.sleep_forever()  # its close comes during the task's cleanup
+
+    with pytest.raises(ExceptionGroup) as failed:
+        await manager_beside_a_failing_sibling()
+    assert failed.group_contains(ValueError, match="a sibling"), "the sibling's error propagates"
+    assert endings.only("C").ctl == FROM_OUTSIDE
+
+
+@pytest.mark.parametrize("how", ["cancel", "filtered stop_all", "stop_all", "close"])
+async def test_a_stop_by_an_outer_manager_is_a_cancel_from_outside_for_an_inner_one(
+    autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """The inner manager is opened in a task of the outer one; each stop of the outer one comes from outside
+    the inner one (its reason is the same text, but not the inner manager's doing)."""
+    endings = Endings()
+
+    @plugin.mount_async_task(f"hosts_a_manager_{how}")
+    async def hosts_a_manager(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+        async with open_task_manager() as inner:
+            await inner.start("slow_cleanup", "I", "chat", plugin, on_terminal=endings.callback("I"))
+            yield TaskCtl.report_progress("hosting", 10)
+            await trio.sleep_forever()
+
+    async with open_task_manager() as outer:
+        await outer.start(f"hosts_a_manager_{how}", "H", "outer-chat", plugin)
+        await trio.sleep(1)  # the inner task has started
+        if how == "cancel":
+            await outer.cancel(f"hosts_a_manager_{how}", "H")
+        elif how != "close":
+            await outer.stop_all(chat_key="outer-chat" if how == "filtered stop_all" else None)
+    assert endings.only("I").ctl == FROM_OUTSIDE

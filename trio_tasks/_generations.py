@@ -10,12 +10,11 @@ from typing import NoReturn, final
 import trio
 
 from ._ctl import TaskCtl
-from ._runner import STOP_REASON
 
-__all__ = ["Generation"]
+__all__ = ["STOP_REASON", "Generation"]
 
-_RELEASED = "trio_tasks let the nursery of a generation close"
-_OURS = (STOP_REASON, _RELEASED)
+STOP_REASON = "trio_tasks stopped every task (an unfiltered stop_all() or the manager's close)"
+"""The reason of a generation's cancel: a body's Cancelled says who cancelled it."""
 
 
 @final
@@ -29,9 +28,17 @@ class Generation:
     the top of the task, instead of leaving the task for Trio to gather into
     an exception group. Cancelling one task, or a filtered ``stop_all``,
     cancels that task's own scope instead.
+
+    Its tasks end named by the first stop that reached them, so it records
+    when it was stopped, and when a cancel from outside the manager (a
+    scope around it) reached its nursery first: a parked lookout task in the
+    nursery notes that, in the abort function Trio calls with the cancel.
     """
 
-    __slots__ = ("_hold", "_lookout", "asked", "closing", "ended", "nursery", "outside_at", "stop_ctl", "stopped_at")
+    __slots__ = (
+        "_hold", "_lookout", "_outer_deadline", "asked", "closing", "ended", "nursery", "outside_at", "stop_ctl",
+        "stopped_at",
+    )  # fmt: skip
 
     nursery: trio.Nursery  # set by run(), before the generation is handed over
 
@@ -41,6 +48,7 @@ class Generation:
         self.stop_ctl: TaskCtl | None = None  # the CANCEL its tasks report, once stopped
         self.stopped_at = math.inf  # when it was stopped (a task's deadline that came first names its end)
         self.outside_at = math.inf  # when a cancel around the manager reached it, if that came before stop()
+        self._outer_deadline = math.inf  # the deadline of the scopes around the manager, when it began
         self._lookout = trio.CancelScope()  # around _look_out(), which has nothing to note after release()
         self.closing = False  # no task may start in it any more
         self.asked: set[trio.Event] = set()  # the cancel_requested() events of its running tasks that wait
@@ -55,8 +63,12 @@ class Generation:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 live.append(self)
-                nursery.start_soon(self._look_out, name="trio_tasks: a cancel from outside")
+                nursery.start_soon(self._look_out, name="trio_tasks:generation lookout")
                 task_status.started()
+                # Now in the manager's nursery: the scopes around the manager are this task's.
+                self._outer_deadline = trio.current_effective_deadline()
+                if self._outer_deadline == -math.inf:  # cancelled from outside already
+                    self.outside_at = trio.current_time()
                 # Shielded: a cancel around the manager cancels the tasks but must not close the
                 # nursery to the starts that may still come before the manager's close stops it.
                 with self._hold:
@@ -67,20 +79,23 @@ class Generation:
             self.ended.set()
 
     async def _look_out(self) -> None:
-        """Park in the nursery until it is cancelled (see :meth:`_note_a_cancel`)."""
+        """Park in the nursery until a cancel reaches it (see :meth:`_note_a_cancel`)."""
         with self._lookout, contextlib.suppress(trio.Cancelled):  # (the top of this task: it runs nothing else)
-            await trio.lowlevel.wait_task_rescheduled(self._note_a_cancel)  # (release() cancels _lookout)
+            await trio.lowlevel.wait_task_rescheduled(self._note_a_cancel)
 
     def _note_a_cancel(self, raise_cancel: Callable[[], NoReturn]) -> trio.lowlevel.Abort:
-        """Note when a cancel around the manager reached the nursery, if it came before :meth:`stop`: its
-        tasks then end "Cancelled from outside the task manager", even if a stop or their deadline comes
-        during their cleanup. Trio calls this within the cancel, and gives the Cancelled the source and
-        reason of the first cancel to reach the nursery."""
-        try:
-            raise_cancel()
-        except trio.Cancelled as cancelled:
-            if cancelled.source in ("explicit", "deadline") and cancelled.reason not in _OURS:
-                self.outside_at = trio.current_time()
+        """A cancel reached the lookout: if neither :meth:`stop` (which cancels the nursery) nor
+        :meth:`release` (which cancels the lookout) made it, it came from a scope around the manager.
+        Note when: now (Trio calls this within the cancel, or with the lookout's first park when the
+        cancel came before), or the deadline that made it, if the run loop saw that late."""
+        if not (self.nursery.cancel_scope.cancel_called or self._lookout.cancel_called):
+            now = trio.current_time()
+            by_deadline = False
+            try:
+                raise_cancel()
+            except trio.Cancelled as cancelled:
+                by_deadline = cancelled.source == "deadline" and self._outer_deadline <= now
+            self.outside_at = min(self.outside_at, self._outer_deadline if by_deadline else now)
         return trio.lowlevel.Abort.SUCCEEDED
 
     def stop(self, ctl: TaskCtl) -> None:
@@ -105,5 +120,5 @@ class Generation:
         cancelled the nursery, and the exception must reach the manager's block.
         """
         self.closing = True
-        self._lookout.cancel(reason=_RELEASED)
+        self._lookout.cancel()
         self._hold.cancel()

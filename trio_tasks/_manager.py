@@ -25,7 +25,7 @@ from ._info import TaskInfo, info_of
 from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
 from ._portal import TaskPortal
-from ._runner import TASK_CANCEL_REASON, Retrying, run_task
+from ._runner import Retrying, run_task
 from ._watch import Entry, Subscriptions, TaskEvents, event_filter
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -34,6 +34,8 @@ if sys.version_info < (3, 11):  # pragma: no cover
 __all__ = ["TaskManager", "open_task_manager"]
 
 logger = logging.getLogger("trio_tasks")
+# The reason of a task's own cancel: a body's Cancelled says who cancelled it.
+TASK_CANCEL_REASON = "trio_tasks cancelled this task (cancel() or a filtered stop_all())"
 
 TerminalCallback = Callable[[TaskCtl], object]
 NoticeCallback = Callable[[AgentNotice], object]
@@ -580,8 +582,11 @@ class TaskManager:
         return limits
 
     async def _open(self) -> None:
-        await self._root.start(self._callbacks.run)
-        await self._new_generation()
+        # Shielded: in a cancelled scope, Trio would leave what start() runs in its temporary nursery,
+        # and start() would wait for it to end (it never does). The block then meets the cancel.
+        with trio.CancelScope(shield=True):
+            await self._root.start(self._callbacks.run)
+            await self._new_generation()
 
     async def _switch_generation(self) -> Generation:
         """Open the generation that later starts go to, for a stop_all without filters.

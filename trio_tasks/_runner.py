@@ -42,9 +42,6 @@ _DONE = TaskCtl.success()
 _STARTED = TaskCtl.report_progress("Started: a concurrency slot came free", 0)
 _STARTED_FIRST_ATTEMPT = attrs.evolve(_STARTED, attempt=1)
 CANCELLED_FROM_OUTSIDE = TaskCtl.cancel("Cancelled from outside the task manager")
-# The reasons the manager gives the cancels it makes, so that the Cancelled that ends a task says which came first.
-TASK_CANCEL_REASON = "trio_tasks cancelled this task (cancel() or a filtered stop_all())"
-STOP_REASON = "trio_tasks stopped every task (an unfiltered stop_all() or the manager's close)"
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _reschedule = trio.lowlevel.reschedule
 _Cancelled = trio.Cancelled
@@ -143,8 +140,8 @@ async def run_task(
                         or not _retries(handle, retrying.policy, attempt, exc)
                     ):  # fmt: skip
                         raise
-                    attempt += 1  # the back-off reports the next attempt: a cancel during it ends with that number
-                    await _back_off(handle, retrying, attempt - 1, exc)
+                    attempt += 1  # the backoff is the next attempt's: a cancel during it ends with its number
+                    await _back_off(handle, retrying, attempt, exc)
     except _Cancelled:  # first: the usual way out of a cancelled task, and the cheapest to match
         if terminal is None:
             terminal = cancelled_terminal(handle, timeout)
@@ -291,22 +288,24 @@ def _retries(handle: AsyncTaskHandle, policy: RetryPolicy, attempt: int, exc: Ex
 
 
 async def _back_off(handle: AsyncTaskHandle, retrying: Retrying, attempt: int, exc: Exception) -> None:
-    """Wait before attempt ``attempt + 1`` and make its body; a cancel meanwhile ends the task."""
+    """Wait before attempt ``attempt``, the one after the attempt that raised ``exc``, and make its body;
+    a cancel meanwhile ends the task."""
+    failed = attempt - 1
     policy = retrying.policy
-    delay = policy.delay(attempt)
+    delay = policy.delay(failed)
     error = str(exc) or type(exc).__name__
     logger.warning(
         "task %s:%s attempt %d of %d failed (%s); retrying in %gs",
         handle.task_type,
         handle.task_id,
-        attempt,
+        failed,
         policy.attempts,
         error,
         delay,
         exc_info=exc,
     )
-    message = f"Attempt {attempt} of {policy.attempts} failed: {error}; retrying in {delay:g}s"
-    report(handle, TaskCtl(_PROGRESS, message, None, 0, attempt + 1))
+    message = f"Attempt {failed} of {policy.attempts} failed: {error}; retrying in {delay:g}s"
+    report(handle, TaskCtl(_PROGRESS, message, None, 0, attempt))
     handle._body = None  # no body is running: a cancel request now cancels at once
     await trio.sleep(delay)
     handle._body = retrying.func(handle, *retrying.args, **retrying.kwargs)
