@@ -93,6 +93,15 @@ class Scenario:
 class Outcome:
     signal: TaskSignal
     time: float
+    why: str = "body"  # what ended it: see WHYS
+
+
+# What names a task's end: the body itself (its terminal, return or exception), a cancel() of it, a
+# stop_all (filtered or not), the manager's close, a cancel from outside the manager, its deadline, a
+# wait point cancelled (cancel_wait, cancel_all). "interrupted": the others' end when a body raises
+# KeyboardInterrupt, which Trio's cancel of their nursery and the close that follows race to name.
+WHYS = ("body", "cancel", "stop_all", "closed", "outside", "timeout", "wait", "interrupted")
+# A prediction may also be several of them joined by "|": any of them, as Trio's order decides.
 
 
 @attrs.define
@@ -119,6 +128,8 @@ class _Task:
     backing_off: bool = False
     deadline: float | None = None
     forced_at: float | None = None  # when a pending grace period runs out
+    forced_by: str = ""  # and whose: the first stop that asked names the end
+    stops: set[str] = attrs.Factory(set)  # the stops with a grace period in flight ("cancel", "stop_all")
     asked: bool = False
     pending: dict[str, Any] = attrs.Factory(dict)
     waits_closed: bool = False
@@ -158,9 +169,11 @@ class _Sim:
     def holding_slots(self) -> int:
         return sum(1 for t in self.alive() if not t.queued)
 
-    def end(self, task: _Task, signal: TaskSignal, now: float) -> None:
+    def end(self, task: _Task, signal: TaskSignal, now: float, why: str = "body") -> None:
+        if task.until_cancel and why in ("cancel", "stop_all", "closed"):
+            why = "body"  # the manager's stop asks before it cancels: the body answers with its own CANCEL
         held = task.alive and not task.queued
-        task.outcome = Outcome(signal, now)
+        task.outcome = Outcome(signal, now, why)
         task.waiting = task.wake_at = task.deadline = task.forced_at = None
         task.until_cancel = task.backing_off = False
         if task.queued:
@@ -170,10 +183,10 @@ class _Sim:
             self.notes.add("a queued task began when a slot freed")
             self.begin(self.queue.pop(0), now)
 
-    def cancel_everything(self, now: float) -> None:
+    def cancel_everything(self, now: float, why: str) -> None:
         """Cancel every task at once: queued ones first, so that no slot they free starts one."""
         for task in sorted(self.alive(), key=lambda t: not t.queued):
-            self.end(task, TaskSignal.CANCEL, now)
+            self.end(task, TaskSignal.CANCEL, now, why)
 
     # -- running a body ---------------------------------------------------------------------
 
@@ -200,7 +213,7 @@ class _Sim:
             if kind == "wait":
                 key, timeout = op[1], op[2]
                 if task.waits_closed:
-                    self.end(task, TaskSignal.CANCEL, now)
+                    self.end(task, TaskSignal.CANCEL, now, "wait")
                     return
                 if key in task.pending:
                     del task.pending[key]
@@ -233,7 +246,7 @@ class _Sim:
             elif kind == "interrupt":
                 self.end(task, TaskSignal.FAIL, now)
                 self.interrupted = True
-                self.cancel_everything(now)
+                self.cancel_everything(now, "interrupted")
             else:  # pragma: no cover - a generator bug
                 raise AssertionError(f"unknown op {op!r}")
             return
@@ -242,10 +255,10 @@ class _Sim:
     def fire(self, task: _Task, when: float, kind: str) -> None:
         if kind == "deadline":
             self.notes.add("a deadline passed")
-            self.end(task, TaskSignal.FAIL, when)
+            self.end(task, TaskSignal.FAIL, when, "timeout")
         elif kind == "forced":
             self.notes.add("a grace period ran out")
-            self.end(task, TaskSignal.CANCEL, when)
+            self.end(task, TaskSignal.CANCEL, when, task.forced_by)
         elif task.backing_off:
             task.backing_off = False
             task.pc = 0
@@ -271,14 +284,15 @@ class _Sim:
             self.notes.add("a body saw its cancel request")
             self.end(task, TaskSignal.CANCEL, now)
 
-    def cancel(self, task: _Task, now: float, grace: int) -> None:
+    def cancel(self, task: _Task, now: float, grace: int, why: str) -> None:
         if not grace or task.queued or task.backing_off:
-            self.end(task, TaskSignal.CANCEL, now)
+            self.end(task, TaskSignal.CANCEL, now, why)
             return
         self.ask(task, now)
         if task.alive:
-            forced = now + grace
-            task.forced_at = forced if task.forced_at is None else min(task.forced_at, forced)
+            task.stops.add(why)
+            if task.forced_at is None or now + grace < task.forced_at:
+                task.forced_at, task.forced_by = now + grace, why
 
     def start(self, index: int, now: float) -> None:
         limit = self.scenario.limit
@@ -305,7 +319,7 @@ class _Sim:
             chat = None if event.kind != "stop_chat" else chat_of(event.task)
             for other in sorted(self.alive(), key=lambda t: not t.queued):
                 if other.alive and (chat is None or chat_of(other.index) == chat):
-                    self.cancel(other, now, event.grace)
+                    self.cancel(other, now, event.grace, "stop_all")
         elif not alive:
             return
         else:
@@ -317,15 +331,15 @@ class _Sim:
                     task.pending[event.key] = "value"
             elif event.kind == "cancel_wait":
                 if task.waiting == event.key:
-                    self.end(task, TaskSignal.CANCEL, now)
+                    self.end(task, TaskSignal.CANCEL, now, "wait")
             elif event.kind == "cancel_all":
                 task.waits_closed = True
                 if task.waiting is not None:
-                    self.end(task, TaskSignal.CANCEL, now)
+                    self.end(task, TaskSignal.CANCEL, now, "wait")
                 else:
                     self.ask(task, now)
             elif event.kind == "cancel":
-                self.cancel(task, now, event.grace)
+                self.cancel(task, now, event.grace, "cancel")
 
     def close(self, now: float) -> float:
         """The manager's block ends at ``now``: returns when async callbacks are cut off."""
@@ -334,13 +348,13 @@ class _Sim:
         # exit cuts short come free.
         for task in sorted(self.alive(), key=lambda t: not t.queued):
             if task.queued or task.backing_off:
-                self.end(task, TaskSignal.CANCEL, now)
-        for task in self.alive():
-            if task.forced_at is not None:
-                self.end(task, TaskSignal.CANCEL, now)
+                self.end(task, TaskSignal.CANCEL, now, "closed")
+        for task in self.alive():  # the exit cancels the stops in flight: each cancels its tasks at once
+            if task.forced_at is not None:  # (in Trio's order, when several: any of them names the end)
+                self.end(task, TaskSignal.CANCEL, now, "|".join(sorted(task.stops)))
         grace = self.scenario.grace
         if not grace:
-            self.cancel_everything(now)
+            self.cancel_everything(now, "closed")
             return now
         running = self.alive()
         for task in running:
@@ -349,7 +363,7 @@ class _Sim:
         if self.interrupted:
             return max(t.outcome.time for t in self.tasks.values() if t.outcome is not None)
         if self.alive():
-            self.cancel_everything(now + grace)
+            self.cancel_everything(now + grace, "closed")
             return now + 2 * grace
         last = max((t.outcome.time for t in running if t.outcome is not None), default=now)
         return last + grace
@@ -369,7 +383,7 @@ def predict(scenario: Scenario) -> Prediction:
             break
         if event.kind == "outer_cancel":
             ended_by = "outer_cancel"
-            sim.cancel_everything(event.time)
+            sim.cancel_everything(event.time, "outside")
             cutoff = event.time
             break
         sim.apply(event)

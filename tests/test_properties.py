@@ -9,7 +9,9 @@ cancel and stop_all (of every task, twice at once, or of one chat) with or witho
 without a grace period, cancellation of a scope around the manager). Each
 scenario runs for real on a MockClock and must match :mod:`lifecycle_model`:
 every accepted start fires exactly one terminal callback, with the predicted
-signal at the predicted time; rejected starts fire none; async callbacks finish
+signal at the predicted time, named by what the model says ended it (the body,
+a cancel, a stop_all, the close, a cancel from outside, its deadline, a
+cancelled wait); rejected starts fire none; async callbacks finish
 exactly when predicted; nothing is left running; only the predicted exception
 escapes.
 """
@@ -51,6 +53,7 @@ from trio_tasks import (
     TaskEvent,
     TaskManager,
     TaskSignal,
+    TaskTimeout,
     TooManyTasks,
     open_task_manager,
 )
@@ -233,11 +236,29 @@ async def _read(
     watched.dropped = events.dropped
 
 
+_NAMED_BY = {
+    "Cancelled by cancel()": "cancel",
+    "Cancelled by stop_all()": "stop_all",
+    "Cancelled: the task manager closed": "closed",
+    "Cancelled from outside the task manager": "outside",
+}
+
+
+def outcome_of(ctl: TaskCtl, at: float) -> Outcome:
+    """The outcome a terminal TaskCtl reports, named as the model names it (see WHYS)."""
+    why = "body"
+    if ctl.signal is TaskSignal.CANCEL:
+        why = _NAMED_BY.get(ctl.message, "wait" if ctl.message.startswith("Cancelled: wait ") else "body")
+    elif isinstance(ctl.data, TaskTimeout):
+        why = "timeout"
+    return Outcome(ctl.signal, at, why)
+
+
 def _callback(manager: TaskManager, index: int, length: int | None, seen: Observed) -> Callable[[TaskCtl], Any]:
     task_id = f"t{index}"
 
     def record(ctl: TaskCtl) -> None:
-        seen.endings.setdefault(index, []).append(Outcome(ctl.signal, trio.current_time()))
+        seen.endings.setdefault(index, []).append(outcome_of(ctl, trio.current_time()))
         if manager.is_running("script", task_id):
             seen.violations.append(f"{task_id} still running inside its callback")
         if manager.get_state("script", task_id) is not ctl:
@@ -328,11 +349,25 @@ def run_for_real(scenario: Scenario) -> Observed:
     return seen
 
 
+# The others' end after a KeyboardInterrupt is named by whichever reaches them first: Trio's cancel of
+# their nursery, or the close the interrupt causes (both at that instant, in Trio's order).
+_EITHER = {"interrupted": {"outside", "closed"}}
+
+
+def _as_predicted(outcome: Outcome, predicted: Outcome | None) -> Outcome:
+    """``outcome`` named as ``predicted`` when that allows several names and it has one of them."""
+    if predicted is None:
+        return outcome
+    allowed = _EITHER.get(predicted.why, set(predicted.why.split("|")))
+    return attrs.evolve(outcome, why=predicted.why) if outcome.why in allowed else outcome
+
+
 def check(prediction: Prediction, seen: Observed) -> None:
     assert seen.violations == []
     assert seen.leftover == [], "nothing may be left running"
     assert all(len(ends) == 1 for ends in seen.endings.values()), f"one terminal per task: {seen.endings}"
     actual = {index: ends[0] for index, ends in seen.endings.items()}
+    actual = {index: _as_predicted(outcome, prediction.outcomes.get(index)) for index, outcome in actual.items()}
     assert actual == prediction.outcomes
     assert seen.rejected == prediction.rejected
     assert seen.callbacks_finished == prediction.callbacks_finished
@@ -367,7 +402,7 @@ def check_watchers(seen: Observed) -> None:
     for index, ends in seen.endings.items():
         events = everything[f"t{index}"]
         assert [e for e in events if e.ctl.is_terminal] == [events[-1]], "one terminal event, the last"
-        assert Outcome(events[-1].ctl.signal, events[-1].at) == ends[0], "the terminal event is the callback's"
+        assert outcome_of(events[-1].ctl, events[-1].at) == ends[0], "the terminal event is the callback's"
     for watched in others:
         setup = watched.setup
         mine = _by_task(watched.events)
@@ -427,7 +462,10 @@ def test_model_examples() -> None:
     )
     prediction = predict(interrupted)
     assert prediction.interrupted
-    assert prediction.outcomes == {0: Outcome(TaskSignal.FAIL, 1.25), 1: Outcome(TaskSignal.CANCEL, 1.25)}
+    assert prediction.outcomes == {
+        0: Outcome(TaskSignal.FAIL, 1.25),
+        1: Outcome(TaskSignal.CANCEL, 1.25, "interrupted"),
+    }
     check(prediction, run_for_real(interrupted))
 
 
@@ -457,9 +495,9 @@ def test_model_examples_with_control() -> None:
     prediction = predict(scenario)
     assert prediction.outcomes == {
         0: Outcome(TaskSignal.SUCCESS, 2.25),
-        1: Outcome(TaskSignal.CANCEL, 3.5),
-        2: Outcome(TaskSignal.CANCEL, 3.5),
-        3: Outcome(TaskSignal.FAIL, 3.625 + 1 + DEADLINE_OFFSET),
+        1: Outcome(TaskSignal.CANCEL, 3.5),  # (it answers the request with its own CANCEL)
+        2: Outcome(TaskSignal.CANCEL, 3.5, "stop_all"),
+        3: Outcome(TaskSignal.FAIL, 3.625 + 1 + DEADLINE_OFFSET, "timeout"),
     }
     assert prediction.callbacks_finished == {0}
     check(prediction, run_for_real(scenario))
