@@ -29,6 +29,7 @@ from trio_tasks import TaskSignal
 # Body operations (tuples, so that Hypothesis prints them readably):
 #   ("progress",) ("checkpoint",) ("sleep", s) ("wait", key, timeout | None)
 #   ("until_cancel",)  await handle.cancel_requested(), then yield its own CANCEL
+#   ("cleanup", s)  from here on, a trio.Cancelled finds the body needing s seconds of shielded cleanup
 #   ("raise",) ("junk",) ("terminal", TaskSignal, in_a_nursery) ("return",) ("interrupt",)
 Op = tuple[Any, ...]
 
@@ -101,6 +102,7 @@ class Outcome:
 # wait point cancelled (cancel_wait, cancel_all). "interrupted": the others' end when a body raises
 # KeyboardInterrupt, which Trio's cancel of their nursery and the close that follows race to name.
 WHYS = ("body", "cancel", "stop_all", "closed", "outside", "timeout", "wait", "interrupted")
+_CANCELS = {"cancel", "stop_all", "closed", "outside", "timeout", "interrupted"}  # a trio.Cancelled reaches the body
 # A prediction may also be several of them joined by "|": any of them, as Trio's order decides.
 
 
@@ -130,6 +132,8 @@ class _Task:
     forced_at: float | None = None  # when a pending grace period runs out
     forced_by: str = ""  # and whose: the first stop that asked names the end
     stops: set[str] = attrs.Factory(set)  # the stops with a grace period in flight ("cancel", "stop_all")
+    cleanup: int = 0  # seconds of cleanup a cancel now finds the body to need
+    releases_at: float | None = None  # ended by a cancel, it holds its slot until its cleanup is over
     asked: bool = False
     pending: dict[str, Any] = attrs.Factory(dict)
     waits_closed: bool = False
@@ -166,20 +170,32 @@ class _Sim:
     def alive(self) -> list[_Task]:
         return [t for t in self.tasks.values() if t.alive]
 
+    def cleaning(self) -> list[_Task]:
+        """Tasks whose end is decided, running their cleanup: still running, holding their slots."""
+        return [t for t in self.tasks.values() if t.releases_at is not None]
+
     def holding_slots(self) -> int:
-        return sum(1 for t in self.alive() if not t.queued)
+        return sum(1 for t in self.alive() if not t.queued) + len(self.cleaning())
 
     def end(self, task: _Task, signal: TaskSignal, now: float, why: str = "body") -> None:
         if task.until_cancel and why in ("cancel", "stop_all", "closed"):
             why = "body"  # the manager's stop asks before it cancels: the body answers with its own CANCEL
         held = task.alive and not task.queued
-        task.outcome = Outcome(signal, now, why)
+        cleans = why in _CANCELS and task.cleanup and task.began and not task.queued and not task.backing_off
+        task.outcome = Outcome(signal, now + task.cleanup if cleans else now, why)
         task.waiting = task.wake_at = task.deadline = task.forced_at = None
         task.until_cancel = task.backing_off = False
         if task.queued:
             task.queued = False
             self.queue.remove(task)
-        if held and self.scenario.on_limit == "queue" and self.queue:
+        if cleans:  # the first stop named the end; the task runs its cleanup, later stops change nothing
+            self.notes.add("a cancelled task ran its cleanup")
+            task.releases_at = task.outcome.time
+        elif held:
+            self.free_slot(now)
+
+    def free_slot(self, now: float) -> None:
+        if self.scenario.on_limit == "queue" and self.queue:
             self.notes.add("a queued task began when a slot freed")
             self.begin(self.queue.pop(0), now)
 
@@ -206,6 +222,9 @@ class _Sim:
             task.pc += 1
             kind = op[0]
             if kind in ("progress", "checkpoint"):
+                continue
+            if kind == "cleanup":
+                task.cleanup = op[1]
                 continue
             if kind == "sleep":
                 task.wake_at = now + op[1]
@@ -259,9 +278,13 @@ class _Sim:
         elif kind == "forced":
             self.notes.add("a grace period ran out")
             self.end(task, TaskSignal.CANCEL, when, task.forced_by)
+        elif kind == "released":
+            task.releases_at = None
+            self.free_slot(when)
         elif task.backing_off:
             task.backing_off = False
             task.pc = 0
+            task.cleanup = 0  # a new attempt: a new run of the body
             self.advance(task, when)
         else:
             self.advance(task, when)
@@ -269,6 +292,7 @@ class _Sim:
     def run_timers_until(self, limit: float) -> None:
         while not self.interrupted:
             timers = [(timer, t.index) for t in self.alive() if (timer := t.next_timer()) is not None]
+            timers += [((t.releases_at, "released"), t.index) for t in self.cleaning()]  # type: ignore[misc]
             timers = [(timer, index) for timer, index in timers if timer[0] < limit]
             if not timers:
                 return
@@ -296,7 +320,7 @@ class _Sim:
 
     def start(self, index: int, now: float) -> None:
         limit = self.scenario.limit
-        if limit is not None and self.scenario.on_limit == "reject" and len(self.alive()) >= limit:
+        if limit is not None and self.scenario.on_limit == "reject" and self.holding_slots() >= limit:
             self.rejected.add(index)
             self.notes.add("a start was rejected")
             return
@@ -355,7 +379,7 @@ class _Sim:
         grace = self.scenario.grace
         if not grace:
             self.cancel_everything(now, "closed")
-            return now
+            return self.all_ended(now)
         running = self.alive()
         for task in running:
             self.ask(task, now)
@@ -364,9 +388,11 @@ class _Sim:
             return max(t.outcome.time for t in self.tasks.values() if t.outcome is not None)
         if self.alive():
             self.cancel_everything(now + grace, "closed")
-            return now + 2 * grace
-        last = max((t.outcome.time for t in running if t.outcome is not None), default=now)
-        return last + grace
+        return self.all_ended(now) + grace
+
+    def all_ended(self, now: float) -> float:
+        """When the last task ends (cleanups included), not before ``now``: then the callbacks' grace begins."""
+        return max([now, *(t.outcome.time for t in self.tasks.values() if t.outcome is not None)])
 
 
 def predict(scenario: Scenario) -> Prediction:
@@ -384,7 +410,7 @@ def predict(scenario: Scenario) -> Prediction:
         if event.kind == "outer_cancel":
             ended_by = "outer_cancel"
             sim.cancel_everything(event.time, "outside")
-            cutoff = event.time
+            cutoff = event.time  # (it reaches the async callbacks too, at once)
             break
         sim.apply(event)
         if sim.interrupted:

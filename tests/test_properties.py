@@ -2,7 +2,8 @@
 
 Hypothesis generates task scripts (progress, checkpoints, sleeps, waits with and
 without timeouts, cooperative waits for a cancel request, raises, non-TaskCtl
-yields, terminal yields (some inside a nursery of the body), early returns, KeyboardInterrupt), per-task deadlines
+yields, terminal yields (some inside a nursery of the body), early returns, KeyboardInterrupt, seconds of shielded
+cleanup when cancelled), per-task deadlines
 and sync or async terminal callbacks, a concurrency limit (queue or reject), a
 retry policy, and outside events (start, notify, cancel_wait, cancel_all,
 cancel and stop_all (of every task, twice at once, or of one chat) with or without a grace period, manager exit with or
@@ -66,34 +67,43 @@ _TERMINALS = {
 
 
 async def scripted_body(handle: AsyncTaskHandle, script: tuple[Op, ...]) -> AsyncIterator[Any]:
-    for op in script:
-        kind = op[0]
-        if kind == "progress":
-            yield TaskCtl.report_progress("working", 50)
-        elif kind == "checkpoint":
-            await trio.sleep(0)
-        elif kind == "sleep":
-            await trio.sleep(op[1])
-        elif kind == "wait":
-            await handle.wait(op[1], timeout=op[2])
-        elif kind == "until_cancel":
-            await handle.cancel_requested()
-            yield TaskCtl.cancel("stopped when asked")
-            return
-        elif kind == "raise":
-            raise ValueError("scripted error")
-        elif kind == "junk":
-            yield 42
-        elif kind == "terminal" and op[2]:  # yielded inside the body's own nursery, a child running in it
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(trio.sleep_forever)
+    cleanup = 0  # seconds of shielded cleanup a cancel finds the body to need, from a ("cleanup", s) on
+    try:
+        for op in script:
+            kind = op[0]
+            if kind == "cleanup":
+                cleanup = op[1]
+            elif kind == "progress":
+                yield TaskCtl.report_progress("working", 50)
+            elif kind == "checkpoint":
+                await trio.sleep(0)
+            elif kind == "sleep":
+                await trio.sleep(op[1])
+            elif kind == "wait":
+                await handle.wait(op[1], timeout=op[2])
+            elif kind == "until_cancel":
+                await handle.cancel_requested()
+                yield TaskCtl.cancel("stopped when asked")
+                return
+            elif kind == "raise":
+                raise ValueError("scripted error")
+            elif kind == "junk":
+                yield 42
+            elif kind == "terminal" and op[2]:  # yielded inside the body's own nursery, a child running in it
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(trio.sleep_forever)
+                    yield _TERMINALS[op[1]]
+            elif kind == "terminal":
                 yield _TERMINALS[op[1]]
-        elif kind == "terminal":
-            yield _TERMINALS[op[1]]
-        elif kind == "return":
-            return
-        elif kind == "interrupt":
-            raise KeyboardInterrupt
+            elif kind == "return":
+                return
+            elif kind == "interrupt":
+                raise KeyboardInterrupt
+    except trio.Cancelled:
+        if cleanup:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(cleanup)
+        raise
 
 
 def make_plugin(scenario: Scenario) -> Plugin:
@@ -117,6 +127,7 @@ _common_ops = st.one_of(
     st.tuples(st.just("sleep"), st.integers(1, 4)),
     st.tuples(st.just("wait"), st.sampled_from("ab"), st.one_of(st.none(), st.integers(0, 4))),
     st.just(("until_cancel",)),
+    st.tuples(st.just("cleanup"), st.integers(1, 3)),  # (later in the body; see scenarios() too)
 )
 _ending_ops = st.one_of(
     st.just(("raise",)),
@@ -164,6 +175,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         script = draw(st.lists(st.one_of(_common_ops, _common_ops, _ending_ops), max_size=6))
         if interrupts_allowed and draw(_rare):
             script.insert(draw(st.integers(0, len(script))), ("interrupt",))
+        if draw(st.integers(0, 2)) == 0:  # a third of the bodies clean up when cancelled (from the start)
+            script.insert(0, ("cleanup", draw(st.integers(1, 3))))
         timeout = draw(st.one_of(st.none(), st.none(), st.integers(0, 6)))
         callback = draw(st.one_of(st.none(), st.integers(0, 3)))
         tasks.append(TaskSetup(tuple(script), timeout, callback))

@@ -456,11 +456,13 @@ class TaskManager:
 
     def _cancel_now(self, handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
         """Cancel a task's scope; it ends with ``ctl`` unless it has ended already, or a cancel
-        came first (its own, its generation's stop, or one from outside the manager)."""
+        came first (its own, its generation's: a stop, or Trio's after another task's KeyboardInterrupt,
+        or one from outside the manager)."""
         if handle._ended_at is None:
             generation = handle._generation
             first = not handle._scope.cancel_called and (
-                generation is None or (generation.stop_ctl is None and generation.outside_at == math.inf)
+                generation is None
+                or (not generation.nursery.cancel_scope.cancel_called and generation.outside_at == math.inf)
             )
             if first and handle._cancel_ctl is None:  # (cancel_called: its task_timeout came first)
                 handle._cancel_ctl = ctl
