@@ -458,3 +458,36 @@ async def test_a_stop_by_an_outer_manager_is_a_cancel_from_outside_for_an_inner_
         elif how != "close":
             await outer.stop_all(chat_key="outer-chat" if how == "filtered stop_all" else None)
     assert endings.only("I").ctl == FROM_OUTSIDE
+
+
+@plugin.mount_async_task("interrupts")
+async def interrupts(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    yield TaskCtl.report_progress("about to be interrupted", 10)
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("in_flight", ["cancel", "filtered stop_all"])
+async def test_a_stop_in_flight_does_not_rename_a_task_that_another_tasks_interrupt_reached_first(
+    autojump_clock: trio.testing.MockClock, in_flight: str
+) -> None:
+    """Another task's KeyboardInterrupt cancels this one at 1 (its cleanup lasts to 2, and holds the interrupt
+    back meanwhile); the grace period of the stop in flight runs out at 1.5."""
+    endings = Endings()
+
+    async def stop(manager: TaskManager) -> None:
+        if in_flight == "cancel":
+            await manager.cancel("slow_cleanup", "C", grace=1.5)
+        else:
+            await manager.stop_all(chat_key="chat", grace=1.5)
+
+    async def interrupted_block() -> None:
+        async with open_task_manager() as manager, trio.open_nursery() as driver:
+            await manager.start("slow_cleanup", "C", "chat", plugin, on_terminal=endings.callback("C"))
+            driver.start_soon(stop, manager)
+            await trio.sleep(1)
+            await manager.start("interrupts", "K", "chat", plugin)
+            await trio.sleep_forever()
+
+    with pytest.raises(KeyboardInterrupt):
+        await interrupted_block()
+    assert endings.only("C").ctl in (FROM_OUTSIDE, BY_CLOSE), "Trio's cancel, or the close it causes"
