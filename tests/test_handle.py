@@ -607,3 +607,30 @@ async def test_a_second_wait_on_a_key_is_not_dropped_by_the_end_of_a_cancelled_f
             nursery.start_soon(notify_later)
             assert await handle.wait("k") == 42  # B
         await manager.cancel("run", "T")
+
+
+@pytest.mark.parametrize("waits_before", [0, 1], ids=["alone", "beside another key"])
+async def test_a_wait_that_a_cancel_reached_gives_way_to_a_new_wait_on_its_key(waits_before: int) -> None:
+    async with open_task_manager() as manager:
+        handle, _ = await start(manager, park)
+        async with trio.open_nursery() as nursery:
+            for n in range(waits_before):
+                nursery.start_soon(handle.wait, f"other-{n}")
+
+            async def wait_a(task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+                with trio.CancelScope() as scope:
+                    task_status.started(scope)
+                    await handle.wait("k")
+
+            scope_a = await nursery.start(wait_a)
+            scope_a.cancel()  # A no longer waits, though it has not resumed yet
+
+            async def notify_later() -> None:
+                await trio.testing.wait_all_tasks_blocked()
+                assert handle.notify("k", "for B") is True
+
+            nursery.start_soon(notify_later)
+            assert await handle.wait("k") == "for B"  # B: registers beside A's cancelled wait
+            for n in range(waits_before):
+                handle.notify(f"other-{n}")
+        await manager.cancel("run", "T")

@@ -212,7 +212,8 @@ class AsyncTaskHandle:
             ValueError: ``timeout`` is negative or NaN.
             RuntimeError: this task has ended (before the wait, or during a
                 wait made from outside its body), or another wait on ``key``
-                is pending.
+                is pending (one that a cancel or its timeout has reached is
+                not).
         """
         if key.__class__ is not str:
             _check_key(key)
@@ -251,12 +252,13 @@ class AsyncTaskHandle:
 
     def _add_waiter(self, waiter: _Waiter) -> None:
         waits = self._waits
-        if waits is None:
-            self._waits = waiter
+        if waits is None or (isinstance(waits, _Waiter) and waits.key == waiter.key and waits.task is None):
+            self._waits = waiter  # (a wait on the key that a cancel reached no longer waits: it gives way)
             return
         if isinstance(waits, _Waiter):
             waits = self._waits = {waits.key: waits}
-        if waiter.key in waits:
+        other = waits.get(waiter.key)
+        if other is not None and other.task is not None:
             raise RuntimeError(
                 f"task {self.task_type}:{self.task_id} is already waiting on {waiter.key!r}; "
                 f"use a different key for each concurrent wait"
