@@ -245,3 +245,23 @@ async def test_a_callback_returning_a_non_awaitable_value_is_fine(
     assert [ctl.signal for ctl in calls] == [TaskSignal.SUCCESS]
     assert logged(caplog, logging.ERROR) == []
     assert logged(caplog, logging.WARNING) == []
+
+
+async def test_a_cancel_around_the_manager_during_async_callbacks_leaves_it_as_one_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Not as a group of each callback's Cancelled: the manager's block propagates what it meets unchanged."""
+    left: list[BaseException] = []
+    with trio.move_on_after(1) as outer:
+        try:
+            async with open_task_manager() as manager:
+                slow = [AsyncRecorder(manager, f"N{n}", seconds=10) for n in range(2)]
+                for n, recorder in enumerate(slow):
+                    await start(manager, f"N{n}", 0, recorder)
+                await trio.sleep_forever()
+        except BaseException as exc:
+            left.append(exc)
+            raise
+    assert outer.cancelled_caught
+    assert [type(exc) for exc in left] == [trio.Cancelled]
+    assert [recorder.cancelled_at for recorder in slow] == [1, 1]

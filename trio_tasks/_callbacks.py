@@ -68,10 +68,9 @@ async def _await_callback(
         await awaitable
     except Exception:
         logger.exception("async on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id)
-    except trio.Cancelled:
+    except trio.Cancelled:  # the top of this task: it ends here (as a task's runner does), not in a group
         logger.warning(
             "async on_terminal callback of task %s:%s was cancelled: the task manager closed",
             handle.task_type,
             handle.task_id,
         )
-        raise
