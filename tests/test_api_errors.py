@@ -95,7 +95,7 @@ def test_progress_percent_too_large_for_a_float_is_out_of_range(percent: int) ->
 
 
 def test_a_value_too_long_to_show_is_named_by_its_size() -> None:
-    with pytest.raises(ValueError, match=r"percent must be from 0 to 100, got an int of about 5,000 digits"):
+    with pytest.raises(ValueError, match=r"percent must be from 0 to 100, got an int of about 5,001 digits"):
         TaskCtl.report_progress("Working...", 10**5000)
 
 
@@ -531,7 +531,7 @@ def test_a_retry_delay_too_large_for_a_float_is_refused(field: str) -> None:
 
 
 def test_an_int_too_large_for_str_is_named_by_its_size() -> None:
-    with pytest.raises(ValueError, match="task_timeout is too large: got an int of about 5,000 digits"):
+    with pytest.raises(ValueError, match="task_timeout is too large: got an int of about 5,001 digits"):
         check_number("task_timeout", 10**5000, low_ok=False, inf_ok=True)
 
 
@@ -545,4 +545,10 @@ async def test_on_limit_must_be_queue_or_reject(on_limit: object, error: type[Ex
         Plugin(name="Limits", module_name="limits").mount_async_task("job", on_limit=on_limit)  # type: ignore[arg-type]
     with pytest.raises(error, match=shown):
         async with open_task_manager(max_concurrent=1, on_limit=on_limit):  # type: ignore[arg-type]
+            pytest.fail("the block must not run")
+
+
+async def test_a_negative_int_too_long_to_show_is_named_by_its_size_and_sign() -> None:
+    with pytest.raises(ValueError, match=r"history_limit must be >= 0 .*got a negative int of about 5,001 digits"):
+        async with open_task_manager(history_limit=-(10**5000)):
             pytest.fail("the block must not run")

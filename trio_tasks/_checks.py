@@ -48,15 +48,17 @@ def shown(value: object) -> str:
 
 
 def _too_long(value: int) -> bool:
-    """True if ``str(value)`` would refuse to convert it (Python limits the digits, 4,300 by default)."""
+    """True if ``str(value)`` could refuse to convert it (Python limits the digits, 4,300 by default; this
+    errs on the safe side by a digit)."""
     limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
     return bool(limit) and value.bit_length() * math.log10(2) >= limit - 1
 
 
 def _digits(value: int) -> str:
+    sign = "a negative" if value < 0 else "an"
     if _too_long(value):
-        return f"an int of about {value.bit_length() * math.log10(2):,.0f} digits"
-    return f"an int of {len(str(abs(value)))} digits"
+        return f"{sign} int of about {int(value.bit_length() * math.log10(2)) + 1:,} digits"
+    return f"{sign} int of {len(str(abs(value)))} digits"
 
 
 def _bound(low: float, low_ok: bool, inf_ok: bool, unit: str) -> str:

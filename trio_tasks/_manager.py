@@ -14,7 +14,7 @@ from typing import Any, final
 import trio
 
 from ._callbacks import CallbackNursery
-from ._checks import check_number, check_str
+from ._checks import check_number, check_str, shown
 from ._ctl import TaskCtl
 from ._errors import ManagerClosed, TaskAlreadyRunning
 from ._facade import bind_manager, unbind_manager
@@ -511,7 +511,7 @@ class TaskManager:
         if buffer is not None and (isinstance(buffer, bool) or not isinstance(buffer, int)):
             raise TypeError(f"buffer must be None or an int >= 1, got {buffer!r}")
         if buffer is not None and buffer < 1:
-            raise ValueError(f"buffer must be >= 1 (or None to keep every event), got {buffer!r}")
+            raise ValueError(f"buffer must be >= 1 (or None to keep every event), got {shown(buffer)}")
         return TaskEvents(self._subscriptions, matches, key, math.inf if buffer is None else buffer)
 
     # -- other threads ---------------------------------------------------------------
@@ -728,7 +728,7 @@ def _check_options(
     if isinstance(history_limit, bool) or not isinstance(history_limit, int):
         raise TypeError(f"history_limit must be an int, got {history_limit!r}")
     if history_limit < 0:
-        raise ValueError(f"history_limit must be >= 0 (0 keeps no history), got {history_limit!r}")
+        raise ValueError(f"history_limit must be >= 0 (0 keeps no history), got {shown(history_limit)}")
     check_limit(max_concurrent, on_limit)
 
 

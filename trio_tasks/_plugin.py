@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar, final, overload
 
 import attrs
 
-from ._checks import check_str
+from ._checks import check_str, shown
 from ._errors import UnknownTaskType
 from ._retry import RetryPolicy
 
@@ -62,7 +62,7 @@ def check_limit(max_concurrent: object, on_limit: object) -> None:
     if max_concurrent is not None and (isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int)):
         raise TypeError(f"max_concurrent must be None or an int >= 1, got {max_concurrent!r}")
     if max_concurrent is not None and max_concurrent < 1:
-        raise ValueError(f"max_concurrent must be >= 1 (or None for no limit), got {max_concurrent!r}")
+        raise ValueError(f"max_concurrent must be >= 1 (or None for no limit), got {shown(max_concurrent)}")
     if on_limit != "queue" and on_limit != "reject":
         error = ValueError if isinstance(on_limit, str) else TypeError
         raise error(

@@ -8,7 +8,7 @@ from typing import final
 
 import attrs
 
-from ._checks import check_number
+from ._checks import check_number, shown
 from ._errors import WaitCancelled
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -68,7 +68,7 @@ class RetryPolicy:
             raise TypeError(f"RetryPolicy attempts must be an int, got {self.attempts!r}")
         if self.attempts < 1:
             raise ValueError(f"RetryPolicy attempts counts every run, the first included: it must be >= 1, "
-                             f"got {self.attempts!r}")
+                             f"got {shown(self.attempts)}")
         check_number("RetryPolicy backoff", self.backoff, unit=" seconds")
         check_number("RetryPolicy factor", self.factor, low=1)
         check_number("RetryPolicy max_backoff", self.max_backoff, unit=" seconds")
