@@ -30,26 +30,26 @@ class Generation:
     cancels that task's own scope instead.
 
     Its tasks end named by the first stop that reached them, so it records
-    when it was stopped, and when a cancel from outside the manager (a
+    when it was stopped, and when a cancel the manager did not make (a
     scope around it) reached its nursery first: a parked lookout task in the
     nursery notes that, in the abort function Trio calls with the cancel.
     """
 
     __slots__ = (
-        "_hold", "_lookout", "_outer_deadline", "asked", "closing", "ended", "nursery", "outside_at", "stop_ctl",
+        "_hold", "_lookout", "_root", "asked", "closing", "ended", "nursery", "outside_at", "stop_ctl",
         "stopped_at",
     )  # fmt: skip
 
     nursery: trio.Nursery  # set by run(), before the generation is handed over
 
     def __init__(self) -> None:
-        self._hold = trio.CancelScope(shield=True)  # keeps the nursery open until stop()
+        self._hold = trio.CancelScope(shield=True)  # keeps the nursery open until stop() or release()
         self.ended = trio.Event()  # set once the nursery has closed: every task in it has ended
         self.stop_ctl: TaskCtl | None = None  # the CANCEL its tasks report, once stopped
         self.stopped_at = math.inf  # when it was stopped (a task's deadline that came first names its end)
         self.outside_at = math.inf  # when a cancel around the manager reached it, if that came before stop()
-        self._outer_deadline = math.inf  # the deadline of the scopes around the manager, when it began
         self._lookout = trio.CancelScope()  # around _look_out(), which has nothing to note after release()
+        self._root: trio.CancelScope  # the manager's nursery's, set by run()
         self.closing = False  # no task may start in it any more
         self.asked: set[trio.Event] = set()  # the cancel_requested() events of its running tasks that wait
 
@@ -65,9 +65,11 @@ class Generation:
                 live.append(self)
                 nursery.start_soon(self._look_out, name="trio_tasks:generation lookout")
                 task_status.started()
-                # Now in the manager's nursery: the scopes around the manager are this task's.
-                self._outer_deadline = trio.current_effective_deadline()
-                if self._outer_deadline == -math.inf:  # cancelled from outside already
+                # Now in the manager's own nursery, under the scopes around the manager: cancelled already?
+                root = trio.lowlevel.current_task().parent_nursery
+                assert root is not None
+                self._root = root.cancel_scope
+                if trio.current_effective_deadline() == -math.inf:
                     self.outside_at = trio.current_time()
                 # Shielded: a cancel around the manager cancels the tasks but must not close the
                 # nursery to the starts that may still come before the manager's close stops it.
@@ -84,18 +86,16 @@ class Generation:
             await trio.lowlevel.wait_task_rescheduled(self._note_a_cancel)
 
     def _note_a_cancel(self, raise_cancel: Callable[[], NoReturn]) -> trio.lowlevel.Abort:
-        """A cancel reached the lookout: if neither :meth:`stop` (which cancels the nursery) nor
-        :meth:`release` (which cancels the lookout) made it, it came from a scope around the manager.
-        Note when: now (Trio calls this within the cancel, or with the lookout's first park when the
-        cancel came before), or the deadline that made it, if the run loop saw that late."""
-        if not (self.nursery.cancel_scope.cancel_called or self._lookout.cancel_called):
-            now = trio.current_time()
-            by_deadline = False
-            try:
-                raise_cancel()
-            except trio.Cancelled as cancelled:
-                by_deadline = cancelled.source == "deadline" and self._outer_deadline <= now
-            self.outside_at = min(self.outside_at, self._outer_deadline if by_deadline else now)
+        """A cancel reached the lookout: if neither the nursery's own scope (cancelled by :meth:`stop`,
+        or by Trio when a task raised a KeyboardInterrupt), nor the manager's nursery's (Trio's, when
+        one of another generation did), nor the lookout's (cancelled by :meth:`release`) was cancelled,
+        it came from a scope around the manager. Note when: Trio calls
+        this within that cancel (or, if the cancel came before the lookout first parked, then; and
+        :meth:`run` notes one that came before the nursery opened). A deadline around the manager is
+        noted when the run loop sees it: if that is late, after the task's own deadline passed as well,
+        the task's is taken to be first."""
+        if not (self.nursery.cancel_scope.cancel_called or self._root.cancel_called or self._lookout.cancel_called):
+            self.outside_at = min(self.outside_at, trio.current_time())
         return trio.lowlevel.Abort.SUCCEEDED
 
     def stop(self, ctl: TaskCtl) -> None:
