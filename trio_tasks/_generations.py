@@ -36,7 +36,7 @@ class Generation:
     """
 
     __slots__ = (
-        "_hold", "_lookout", "_root", "asked", "closing", "ended", "nursery", "outside_at", "stop_ctl",
+        "_hold", "_lookout", "asked", "closing", "ended", "nursery", "outside_at", "stop_ctl",
         "stopped_at",
     )  # fmt: skip
 
@@ -49,7 +49,6 @@ class Generation:
         self.stopped_at = math.inf  # when it was stopped (a task's deadline that came first names its end)
         self.outside_at = math.inf  # when a cancel around the manager reached it, if that came before stop()
         self._lookout = trio.CancelScope()  # around _look_out(), which has nothing to note after release()
-        self._root: trio.CancelScope  # the manager's nursery's, set by run()
         self.closing = False  # no task may start in it any more
         self.asked: set[trio.Event] = set()  # the cancel_requested() events of its running tasks that wait
 
@@ -65,10 +64,7 @@ class Generation:
                 live.append(self)
                 nursery.start_soon(self._look_out, name="trio_tasks:generation lookout")
                 task_status.started()
-                # Now in the manager's own nursery, under the scopes around the manager: cancelled already?
-                root = trio.lowlevel.current_task().parent_nursery
-                assert root is not None
-                self._root = root.cancel_scope
+                # Now in the manager's nursery, under the scopes around the manager: cancelled already?
                 if trio.current_effective_deadline() == -math.inf:
                     self.outside_at = trio.current_time()
                 # Shielded: a cancel around the manager cancels the tasks but must not close the
@@ -86,15 +82,15 @@ class Generation:
             await trio.lowlevel.wait_task_rescheduled(self._note_a_cancel)
 
     def _note_a_cancel(self, raise_cancel: Callable[[], NoReturn]) -> trio.lowlevel.Abort:
-        """A cancel reached the lookout: if neither the nursery's own scope (cancelled by :meth:`stop`,
-        or by Trio when a task raised a KeyboardInterrupt), nor the manager's nursery's (Trio's, when
-        one of another generation did), nor the lookout's (cancelled by :meth:`release`) was cancelled,
-        it came from a scope around the manager. Note when: Trio calls
+        """A cancel reached the lookout: if neither the nursery's own scope (cancelled by :meth:`stop`)
+        nor the lookout's (cancelled by :meth:`release`, which notes an interrupt itself) was cancelled,
+        it came from a scope around the manager (or from an interrupt in another generation, whose
+        cancel of the manager's nursery is named the same way). Note when: Trio calls
         this within that cancel (or, if the cancel came before the lookout first parked, then; and
         :meth:`run` notes one that came before the nursery opened). A deadline around the manager is
         noted when the run loop sees it: if that is late, after the task's own deadline passed as well,
         the task's is taken to be first."""
-        if not (self.nursery.cancel_scope.cancel_called or self._root.cancel_called or self._lookout.cancel_called):
+        if not (self.nursery.cancel_scope.cancel_called or self._lookout.cancel_called):
             self.outside_at = min(self.outside_at, trio.current_time())
         return trio.lowlevel.Abort.SUCCEEDED
 
@@ -120,5 +116,7 @@ class Generation:
         cancelled the nursery, and the exception must reach the manager's block.
         """
         self.closing = True
+        if self.stop_ctl is None:  # an interrupt (it came from the user): the others end as cancelled from outside
+            self.outside_at = min(self.outside_at, trio.current_time())
         self._lookout.cancel()
         self._hold.cancel()
