@@ -810,8 +810,10 @@ async def open_task_manager(
                 await manager._close()
     except BaseExceptionGroup as group:
         leaves = list(_leaves(group))
-        if len(leaves) == 1:
-            raise leaves[0] from leaves[0].__cause__
+        rest = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
+        if len(leaves) == 1 or len(rest) == 1:  # (an interrupt that a cancel from outside met: the interrupt)
+            leaf = leaves[0] if len(leaves) == 1 else rest[0]
+            raise leaf from leaf.__cause__
         raise
     finally:
         if manager is not None:
