@@ -98,11 +98,11 @@ class Outcome:
 
 
 # What names a task's end: the body itself (its terminal, return or exception), a cancel() of it, a
-# stop_all (filtered or not), the manager's close, a cancel from outside the manager, its deadline, a
-# wait point cancelled (cancel_wait, cancel_all). "interrupted": the others' end when a body raises
-# KeyboardInterrupt, which Trio's cancel of their nursery and the close that follows race to name.
-WHYS = ("body", "cancel", "stop_all", "closed", "outside", "timeout", "wait", "interrupted")
-_CANCELS = {"cancel", "stop_all", "closed", "outside", "timeout", "interrupted"}  # a trio.Cancelled reaches the body
+# stop_all (filtered or not), the manager's close, a cancel from outside the manager (a KeyboardInterrupt
+# in another task's body, too: it came from the user), its deadline, a wait point cancelled (cancel_wait,
+# cancel_all).
+WHYS = ("body", "cancel", "stop_all", "closed", "outside", "timeout", "wait")
+_CANCELS = {"cancel", "stop_all", "closed", "outside", "timeout"}  # a trio.Cancelled reaches the body
 # A prediction may also be several of them joined by "|": any of them, as Trio's order decides.
 
 
@@ -134,6 +134,7 @@ class _Task:
     stops: set[str] = attrs.Factory(set)  # the stops with a grace period in flight ("cancel", "stop_all")
     cleanup: int = 0  # seconds of cleanup a cancel now finds the body to need
     releases_at: float | None = None  # ended by a cancel, it holds its slot until its cleanup is over
+    generation: int = 0  # the nursery it runs in: a new one after each unfiltered stop_all
     asked: bool = False
     pending: dict[str, Any] = attrs.Factory(dict)
     waits_closed: bool = False
@@ -163,6 +164,8 @@ class _Sim:
         self.queue: list[_Task] = []
         self.rejected: set[int] = set()
         self.interrupted = False
+        self.interrupt_cutoff = 0.0  # when the interrupt leaves its nursery (after the cleanups there)
+        self.generation = 0
         self.notes: set[str] = set()
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -265,7 +268,10 @@ class _Sim:
             elif kind == "interrupt":
                 self.end(task, TaskSignal.FAIL, now)
                 self.interrupted = True
-                self.cancel_everything(now, "interrupted")
+                self.cancel_everything(now, "outside")
+                # It leaves its nursery once every task there has ended; then it cancels the callbacks.
+                ends = [t.outcome.time for t in self.tasks.values() if t.generation == task.generation and t.outcome]
+                self.interrupt_cutoff = max([now, *ends])
             else:  # pragma: no cover - a generator bug
                 raise AssertionError(f"unknown op {op!r}")
             return
@@ -325,7 +331,7 @@ class _Sim:
             self.notes.add("a start was rejected")
             return
         full = limit is not None and self.scenario.on_limit == "queue" and self.holding_slots() >= limit
-        task = self.tasks[index] = _Task(index, self.scenario.tasks[index])
+        task = self.tasks[index] = _Task(index, self.scenario.tasks[index], generation=self.generation)
         if full:
             self.notes.add("a start was queued")
             task.queued = True
@@ -341,6 +347,8 @@ class _Sim:
             self.start(event.task, now)
         elif event.kind in ("stop_all", "stop_all_twice", "stop_chat"):
             chat = None if event.kind != "stop_chat" else chat_of(event.task)
+            if chat is None:
+                self.generation += 1  # later starts go to a new nursery
             for other in sorted(self.alive(), key=lambda t: not t.queued):
                 if other.alive and (chat is None or chat_of(other.index) == chat):
                     self.cancel(other, now, event.grace, "stop_all")
@@ -385,7 +393,7 @@ class _Sim:
             self.ask(task, now)
         self.run_timers_until(now + grace)
         if self.interrupted:
-            return max(t.outcome.time for t in self.tasks.values() if t.outcome is not None)
+            return self.interrupt_cutoff
         if self.alive():
             self.cancel_everything(now + grace, "closed")
         return self.all_ended(now) + grace
@@ -418,7 +426,7 @@ def predict(scenario: Scenario) -> Prediction:
     outcomes = {i: t.outcome for i, t in sim.tasks.items() if t.outcome is not None}
     assert len(outcomes) == len(sim.tasks), "the model left a task running"
     if sim.interrupted:
-        cutoff = max(o.time for o in outcomes.values())
+        cutoff = sim.interrupt_cutoff
     assert cutoff is not None
     finished = {
         i
