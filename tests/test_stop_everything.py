@@ -491,3 +491,24 @@ async def test_a_stop_in_flight_does_not_rename_a_task_that_another_tasks_interr
     with pytest.raises(KeyboardInterrupt):
         await interrupted_block()
     assert endings.only("C").ctl in (FROM_OUTSIDE, BY_CLOSE), "Trio's cancel, or the close it causes"
+
+
+async def test_an_interrupt_that_a_cancel_from_outside_meets_leaves_the_manager_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The interrupt is held back a second by the other task's cleanup; meanwhile a scope around the manager
+    is cancelled. What leaves is the KeyboardInterrupt, not a group of it and Cancelleds."""
+    endings = Endings()
+
+    async def interrupted_then_cancelled(outer: trio.CancelScope) -> None:
+        async with open_task_manager() as manager:
+            await manager.start("slow_cleanup", "C", "chat", plugin, on_terminal=endings.callback("C"))
+            await manager.start("interrupts", "K", "chat", plugin)
+            await trio.sleep(0.5)
+            outer.cancel()
+            await trio.sleep_forever()
+
+    with trio.CancelScope() as outer, pytest.raises(KeyboardInterrupt):
+        await interrupted_then_cancelled(outer)
+    assert endings.only("C").ctl == FROM_OUTSIDE
+    assert endings.only("C").at == 1, "after its cleanup"
