@@ -300,14 +300,19 @@ async def test_waiting_twice_on_the_same_key_at_once_raises() -> None:
     assert first == ["yes"], "the first wait is undisturbed"
 
 
+async def wait_in_a_scope(handle: AsyncTaskHandle, scopes: list[trio.CancelScope]) -> None:
+    """Wait on "k" in a scope of the body's own, appended to ``scopes`` (cancelling it ends the wait)."""
+    with trio.CancelScope() as scope:
+        scopes.append(scope)
+        await handle.wait("k")
+
+
 async def test_a_value_notified_to_a_wait_being_cancelled_is_kept_for_the_next_wait() -> None:
     """The body's own scope around the wait is cancelled; the notify comes before the wait has resumed."""
     scopes: list[trio.CancelScope] = []
 
     async def step(handle: AsyncTaskHandle) -> Any:
-        with trio.CancelScope() as scope:
-            scopes.append(scope)
-            await handle.wait("k")
+        await wait_in_a_scope(handle, scopes)
         return await handle.wait("k")
 
     async with open_task_manager() as manager:
@@ -343,9 +348,7 @@ async def test_cancel_all_does_not_count_a_wait_being_cancelled() -> None:
     scopes: list[trio.CancelScope] = []
 
     async def step(handle: AsyncTaskHandle) -> Any:
-        with trio.CancelScope() as scope:
-            scopes.append(scope)
-            await handle.wait("k")
+        await wait_in_a_scope(handle, scopes)
         return "cancelled by its own scope"
 
     async with open_task_manager() as manager:
