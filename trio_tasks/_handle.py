@@ -290,8 +290,8 @@ class AsyncTaskHandle:
         wins) and the next ``wait(key)`` returns it at once; this returns
         False. A wait that a cancel or its timeout has already reached, but
         that has not resumed yet, no longer waits: the value is kept for the
-        next ``wait(key)`` then too.
-        Once the task has ended nothing is kept and this returns False::
+        next ``wait(key)`` then too. Once the task has ended nothing is kept
+        and this returns False::
 
             handle.notify("approval", True)
         """

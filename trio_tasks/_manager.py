@@ -159,10 +159,10 @@ class TaskManager:
         caller that is cancelled already gets ``trio.Cancelled``, and no task
         starts. If the body declares ``task_id`` or ``chat_key``
         parameters that were not passed, they are filled from this call's
-        arguments (by keyword: not a positional-only one). Besides its own parameters' names (``task_type``,
-        ``task_id``, ``chat_key``, ``plugin``), ``on_terminal`` and
-        ``task_timeout`` are the only keywords ``start`` keeps for itself;
-        the rest go to the body::
+        arguments (by keyword: not a positional-only one). Besides its own
+        parameters' names (``task_type``, ``task_id``, ``chat_key``,
+        ``plugin``), ``on_terminal`` and ``task_timeout`` are the only
+        keywords ``start`` keeps for itself; the rest go to the body::
 
             handle = await task.start(
                 "webapp_dev", "DEV_1", chat_key, plugin,
