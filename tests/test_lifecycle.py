@@ -633,3 +633,27 @@ async def test_a_manager_opened_in_a_cancelled_scope_opens_and_its_block_meets_t
     assert ran == ["block"]
     assert manager.closed
     assert manager.get_state("scripted", "S") is None, "no task started"
+
+
+@pytest.mark.parametrize("error", [ValueError("from the block"), KeyboardInterrupt()])
+async def test_what_the_block_raises_during_a_cancel_from_outside_propagates(error: BaseException) -> None:
+    """The block meets the cancel from outside and raises instead; the close meets that cancel too."""
+    ran: list[str] = []
+
+    async def raises_when_cancelled(outer: trio.CancelScope) -> None:
+        async with open_task_manager() as manager:
+            await manager.start("scripted", "S", "chat", plugin, [("wait", "never")])
+            outer.cancel()
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                ran.append("met the cancel")
+                raise error from None
+
+    async def in_a_scope() -> None:
+        with trio.CancelScope() as outer:  # (it must not catch what the block raised)
+            await raises_when_cancelled(outer)
+
+    with pytest.raises(type(error)):
+        await in_a_scope()
+    assert ran == ["met the cancel"]

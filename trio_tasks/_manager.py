@@ -811,10 +811,13 @@ async def open_task_manager(
     except BaseExceptionGroup as group:
         leaves = list(_leaves(group))
         rest = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
-        if len(leaves) == 1 or len(rest) == 1:  # (an interrupt that a cancel from outside met: the interrupt)
+        if raised is not None and not rest:
+            pass  # the close met a cancel from outside: the block's own exception goes on, below
+        elif len(leaves) == 1 or len(rest) == 1:  # (an interrupt that a cancel from outside met: the interrupt)
             leaf = leaves[0] if len(leaves) == 1 else rest[0]
             raise leaf from leaf.__cause__
-        raise
+        else:
+            raise
     finally:
         if manager is not None:
             manager._over = True
