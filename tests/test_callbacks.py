@@ -265,3 +265,27 @@ async def test_a_cancel_around_the_manager_during_async_callbacks_leaves_it_as_o
     assert outer.cancelled_caught
     assert [type(exc) for exc in left] == [trio.Cancelled]
     assert [recorder.cancelled_at for recorder in slow] == [1, 1]
+
+
+async def test_async_callbacks_with_nurseries_cut_short_by_a_cancel_from_outside_leave_one_cancelled(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    left: list[BaseException] = []
+
+    async def with_a_nursery(ctl: TaskCtl) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep, 10)
+            await trio.sleep(10)
+
+    with trio.move_on_after(1) as outer:
+        try:
+            async with open_task_manager() as manager:
+                for n in range(2):
+                    await start(manager, f"N{n}", 0, with_a_nursery)
+                await trio.sleep_forever()
+        except BaseException as exc:
+            left.append(exc)
+            raise
+    assert outer.cancelled_caught
+    assert [type(exc) for exc in left] == [trio.Cancelled]
+    assert len([r for r in logged(caplog, logging.WARNING) if "was cancelled" in r.getMessage()]) == 2

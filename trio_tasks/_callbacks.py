@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, final
 
 import trio
 
 from ._groups import tick
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from ._groups import Countdown
@@ -69,8 +73,24 @@ async def _await_callback(
     except Exception:
         logger.exception("async on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id)
     except trio.Cancelled:  # the top of this task: it ends here (as a task's runner does), not in a group
-        logger.warning(
-            "async on_terminal callback of task %s:%s was cancelled: the task manager closed",
-            handle.task_type,
-            handle.task_id,
-        )
+        _cut_short(handle)
+    except BaseExceptionGroup as group:  # from a nursery inside the callback: the same, for each part
+        cancelled, rest = group.split(trio.Cancelled)
+        errors, others = (None, None) if rest is None else rest.split(Exception)
+        if errors is not None:
+            logger.exception(
+                "async on_terminal callback of task %s:%s raised; ignored", handle.task_type, handle.task_id,
+                exc_info=errors,
+            )  # fmt: skip
+        if cancelled is not None:
+            _cut_short(handle)
+        if others is not None:  # (a KeyboardInterrupt): it goes on
+            raise others from None
+
+
+def _cut_short(handle: AsyncTaskHandle) -> None:
+    logger.warning(
+        "async on_terminal callback of task %s:%s was cancelled: the task manager closed",
+        handle.task_type,
+        handle.task_id,
+    )
