@@ -7,6 +7,7 @@ begins, down in its ``finally``), remember the highest count and record the orde
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -240,6 +241,36 @@ async def test_a_queued_task_cancelled_just_as_its_slot_frees_never_runs() -> No
             assert await manager.cancel("job", b) is True
             assert tasks.ended(b).ctl == TaskCtl.cancel("Cancelled by cancel()")
             assert b not in probe.begun, f"round {round_}: {b} was cancelled while queued, yet its body ran"
+
+
+async def test_a_queued_task_whose_slot_frees_before_its_runner_begins_runs_as_running() -> None:
+    """A's end hands its slot to B in the scheduling batch of B's runner's first step: B still says "Started"
+    and is "running" while its body runs, so a cancel with a grace period gives it the grace.
+
+    As above, each round has even odds of handing the slot on first; a correct library passes every round.
+    """
+    probe = Probe()
+    async with open_task_manager() as manager:
+        tasks = Tasks(manager, mounted(max_concurrent=1))
+        for round_ in range(16):
+            a, b = f"A{round_}", f"B{round_}"
+            first = await tasks.start(a, probe, outcome="wait")
+            async with manager.watch("job", b, buffer=None) as events:
+                first.notify("go")  # A ends in its next step, in the same batch as B's runner's first one
+                await tasks.start(b, probe, outcome="wait")
+                await trio.testing.wait_all_tasks_blocked()
+                assert b in probe.begun
+                assert [info.status for info in manager.list_tasks() if info.task_id == b] == ["running"]
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(functools.partial(manager.cancel, "job", b, grace=10))
+                    await trio.testing.wait_all_tasks_blocked()
+                    handle = manager.get_handle("job", b)
+                    assert handle is not None, f"round {round_}: B's running body got no grace"
+                    handle.notify("go")  # it ends by itself within the grace
+                seen = [(event.status, event.ctl.message) async for event in events]
+            assert [status for status, _ in seen] == ["queued", "running", "running", "ended"], f"round {round_}"
+            assert seen[1][1] == "Started: a concurrency slot came free", f"round {round_}"
+            assert tasks.ended(b).ctl == TaskCtl.success("done")
 
 
 async def test_a_queued_coroutine_body_cancelled_is_closed_without_a_warning(

@@ -85,7 +85,7 @@ async def run_task(
     attempt = 1
     try:
         with handle._scope:
-            if admission is not None and not admission.granted.is_set():
+            if admission is not None and handle._queued:  # (its slot may have come free before this step)
                 await _wait_for_slots(handle, admission, retrying is not None)
             if timeout is not None:
                 handle._scope.deadline = trio.current_time() + timeout
