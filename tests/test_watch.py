@@ -492,3 +492,24 @@ async def test_bad_arguments_are_refused_naming_the_value(
     async with open_task_manager() as manager:
         with pytest.raises(error, match=match):
             await enter(manager, *args, **kwargs)
+
+
+@pytest.mark.parametrize("broad", [False, True])
+async def test_a_stream_read_before_it_is_entered_is_refused_rather_than_waiting_for_ever(broad: bool) -> None:
+    async with open_task_manager() as manager:
+        stream = manager.watch("script") if broad else manager.watch("script", "A")
+        with pytest.raises(RuntimeError, match=r"read before it is entered: use it as `async with manager\.watch"):
+            async for _ in stream:
+                pass
+
+
+async def test_a_stream_entered_twice_is_refused_and_still_gets_each_event_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_task_manager() as manager, manager.watch("script", "A", buffer=None) as stream:
+        with pytest.raises(RuntimeError, match=r"TaskEvents of script:A.*was entered already"):
+            async with stream:
+                pass  # pragma: no cover
+        await start(manager, "A", progress("one"), DONE)
+        read = [event.ctl async for event in stream]
+    assert read == [progress("one"), DONE]

@@ -61,7 +61,8 @@ class TaskEvents:
     :attr:`dropped`; terminal events are never dropped. A watch of one task
     ends after that task's terminal event; any watch ends once the manager
     has closed and every event has been read. Leaving the ``async with``
-    block unsubscribes::
+    block unsubscribes. A stream is entered once; reading one that was
+    never entered (which nothing would feed) raises RuntimeError::
 
         async with manager.watch("render", "R1") as events:
             async for event in events:
@@ -76,7 +77,8 @@ class TaskEvents:
     """
 
     __slots__ = (
-        "_buffer", "_closed", "_events", "_lot", "_matches", "_progress", "_subscriptions", "_task_key", "dropped",
+        "_buffer", "_closed", "_entered", "_events", "_lot", "_matches", "_progress", "_subscriptions", "_task_key",
+        "dropped",
     )  # fmt: skip
 
     def __init__(
@@ -94,6 +96,7 @@ class TaskEvents:
         self._events: deque[Entry] = deque()
         self._progress = 0  # progress events in _events
         self._closed = False
+        self._entered = False
         self._lot: trio.lowlevel.ParkingLot | None = None  # readers waiting for an event; None when none waits
 
     def __repr__(self) -> str:
@@ -101,6 +104,9 @@ class TaskEvents:
         return f"<TaskEvents of {what}, {len(self._events)} waiting, {self.dropped} dropped>"
 
     async def __aenter__(self) -> TaskEvents:
+        if self._entered:
+            raise RuntimeError(f"{self!r} was entered already; call manager.watch(...) again for another stream")
+        self._entered = True
         subscriptions = self._subscriptions
         key = self._task_key
         if key is not None and self._matches is None and key not in subscriptions.live and not subscriptions.closed:
@@ -128,6 +134,11 @@ class TaskEvents:
             await trio.lowlevel.checkpoint()
         # Wait for an event (again, if another reader of this stream took the last one meanwhile).
         while not (self._events or self._closed):
+            if not self._entered:  # it would wait for ever: nothing feeds it
+                raise RuntimeError(
+                    f"{self!r} is read before it is entered: use it as "
+                    "`async with manager.watch(...) as events: async for event in events: ...`"
+                )
             lot = self._lot
             if lot is None:
                 lot = self._lot = trio.lowlevel.ParkingLot()
