@@ -221,6 +221,45 @@ async def test_cancel_with_grace_during_backoff_ends_cancel_at_once(autojump_clo
     assert log.began == [t0], "no further attempt"
 
 
+async def cleanup_fails(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+    """Works until cancelled; its cleanup then raises a ConnectionError (closing a client, say)."""
+    yield TaskCtl.report_progress("working", 10)
+    try:
+        await trio.sleep_forever()
+    finally:
+        raise ConnectionError("reset during cleanup")
+
+
+@pytest.mark.parametrize("how", ["task_timeout", "cancel from outside", "stop_all"])
+async def test_a_failure_once_a_cancel_has_reached_the_task_is_not_retried(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    """However the cancel came, the task ends as it would without a policy: FAIL with its cleanup's error."""
+    plugin = Plugin(name="Retries", module_name="retries")
+    plugin.mount_async_task("job", retry=RetryPolicy(attempts=3, backoff=1.0))(cleanup_fails)
+    ends: list[Ended] = []
+    t0 = trio.current_time()
+    with trio.move_on_after(2 if how == "cancel from outside" else math.inf):
+        async with open_task_manager(grace_period=5) as manager:
+            timeout = 2 if how == "task_timeout" else None
+            await manager.start("job", "T", "chat", plugin, on_terminal=recorder(ends), task_timeout=timeout)
+            if how == "cancel from outside":
+                try:
+                    await trio.sleep_forever()
+                finally:  # the block's own cleanup: the close comes after the task has met the cancel
+                    with trio.CancelScope(shield=True):
+                        await trio.sleep(1)
+            await trio.sleep(2 if how == "stop_all" else 3)
+            if how == "stop_all":
+                await manager.stop_all()
+    end = only(ends)
+    assert end.ctl.signal is TaskSignal.FAIL
+    assert end.ctl.message == "reset during cleanup"
+    assert end.ctl.attempt == 1
+    assert end.at == t0 + 2
+    assert not [r for r in caplog.records if "retrying" in r.getMessage()], "no retry was announced"
+
+
 # -- attempt numbers in the states ---------------------------------------------------------------------------
 
 

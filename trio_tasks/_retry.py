@@ -39,7 +39,8 @@ class RetryPolicy:
     following failed attempt ``n``. An attempt that yields its own
     ``TaskCtl.fail`` is not retried, nor is a cancel or a
     :class:`~trio_tasks.WaitCancelled`, nor any failure once a cancel of the
-    task has been requested (it ends FAIL). The task's ``task_timeout``
+    task has been requested or has reached it, its deadline included (it
+    ends FAIL). The task's ``task_timeout``
     covers all attempts and backoffs. ``on_terminal`` fires once, after the
     last attempt; while retrying, the task's states carry the attempt number
     in :attr:`TaskCtl.attempt <trio_tasks.TaskCtl.attempt>`. Give it to the

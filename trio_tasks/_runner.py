@@ -283,8 +283,15 @@ async def _wait_for_slots(handle: AsyncTaskHandle, admission: Admission, retryin
 
 
 def _retries(handle: AsyncTaskHandle, policy: RetryPolicy, attempt: int, exc: Exception) -> bool:
-    """Run again? Not once the attempts are used up, nor once a cancel has been requested."""
-    return attempt < policy.attempts and not handle.is_cancelled and policy.retries(exc)
+    """Run again? Not once the attempts are used up, nor once a cancel has been requested or has
+    reached the task (its deadline passed, or a cancel from outside the manager: in the task's scope,
+    where the runner is, the effective deadline is then -inf)."""
+    return (
+        attempt < policy.attempts
+        and not handle.is_cancelled
+        and trio.current_effective_deadline() != -math.inf
+        and policy.retries(exc)
+    )
 
 
 async def _back_off(handle: AsyncTaskHandle, retrying: Retrying, attempt: int, exc: Exception) -> None:
