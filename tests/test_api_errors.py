@@ -32,6 +32,7 @@ from trio_tasks import (
     task,
 )
 from trio_tasks._checks import check_number
+from trio_tasks.testing import run_task
 
 plugin = Plugin(name="Errors", module_name="errors")
 
@@ -371,6 +372,37 @@ async def test_task_after_the_block_raises_no_task_manager() -> None:
         assert task.get_running_tasks() == []
     with pytest.raises(NoTaskManager, match=NO_MANAGER):
         await task.start("park", "P", "chat", plugin)
+
+
+OTHER_RUN = r"runs in another Trio run: this code runs in another thread .* manager\.portal\(\)"
+
+
+async def test_task_in_a_thread_started_from_the_block_raises_no_task_manager_naming_the_portal() -> None:
+    """The thread has a copy of the block's context, but Trio objects are used only from their own thread."""
+
+    def in_thread() -> list[str]:
+        with pytest.raises(NoTaskManager, match=OTHER_RUN):
+            task.get_running_tasks()
+        return trio.from_thread.run_sync(lambda: task.get_running_tasks())  # in the Trio thread: the manager again
+
+    async with open_task_manager():
+        await task.start("park", "P", "chat", plugin)
+        assert await trio.to_thread.run_sync(in_thread) == ["park:P"]
+        await task.stop_all()
+
+
+async def test_a_trio_run_of_its_own_in_such_a_thread_sees_no_manager() -> None:
+    def own_run() -> list[TaskCtl]:
+        async def main() -> list[TaskCtl]:
+            with pytest.raises(NoTaskManager, match=OTHER_RUN):
+                task.get_running_tasks()
+            return await run_task(plugin, "greet", name="Ann")  # in a manager of its own
+
+        return trio.run(main)
+
+    async with open_task_manager() as manager:
+        assert await trio.to_thread.run_sync(own_run) == [TaskCtl.success("Hello, Ann")]
+        assert manager.list_tasks() == [], "nothing ran in the other run's manager"
 
 
 @pytest.mark.parametrize("attribute", ["no_such_attr", "_live"])

@@ -76,7 +76,9 @@ class TaskTimeout(TaskError, TimeoutError):
 
 
 class NoTaskManager(TaskError, RuntimeError):
-    """The :data:`trio_tasks.task` object was used outside any task manager.
+    """The :data:`trio_tasks.task` object was used outside any task manager
+    (or in another thread, or another Trio run, than the manager's: use its
+    :meth:`~trio_tasks.TaskManager.portal` there).
 
     Open one first::
 

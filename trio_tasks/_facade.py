@@ -5,6 +5,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, final
 
+import trio
+
 from ._errors import NoTaskManager
 
 if TYPE_CHECKING:
@@ -22,20 +24,36 @@ _NO_MANAGER = (
     "`async with trio_tasks.open_task_manager():` and use `task` inside that block "
     "(or in tasks started from it)"
 )
+_OTHER_RUN = (
+    "the task manager open here, {manager!r}, runs in another Trio run: this code runs in another thread "
+    "(one started from its block, with a copy of its context) or in a trio.run of its own there. "
+    "From another thread, drive the manager through manager.portal()"
+)
 
 
 def current_manager() -> TaskManager:
     """The :class:`TaskManager` of the innermost ``open_task_manager`` block.
 
-    Tasks started by a manager see that manager here too.
+    Tasks started by a manager see that manager here too. Another thread
+    (and a ``trio.run`` of its own there) does not, even with a copy of the
+    block's context, as ``trio.to_thread.run_sync`` gives it: a manager is
+    used only from its own run.
 
     Raises:
-        NoTaskManager: no manager is open in this context.
+        NoTaskManager: no manager is open in this context, or the one open
+            here belongs to another Trio run.
     """
     try:
-        return _current.get()
+        manager = _current.get()
     except LookupError:
         raise NoTaskManager(_NO_MANAGER) from None
+    try:
+        token: trio.lowlevel.TrioToken | None = trio.lowlevel.current_trio_token()
+    except RuntimeError:  # not in Trio at all: a thread started from the block
+        token = None
+    if token is not manager._trio_token:
+        raise NoTaskManager(_OTHER_RUN.format(manager=manager))
+    return manager
 
 
 @final
@@ -45,7 +63,8 @@ class _TaskFacade:
     Inside ``async with open_task_manager():`` (and inside the tasks it runs),
     ``task.start``, ``task.cancel``, ``task.get_state`` and every other public
     attribute of :class:`TaskManager` refer to that manager. Outside any
-    manager they raise :class:`NoTaskManager`::
+    manager (and in another thread or Trio run than the manager's) they
+    raise :class:`NoTaskManager`::
 
         async with trio_tasks.open_task_manager():
             await task.start("my_task", "T001", "chat-1", plugin, prompt="Generate report")

@@ -107,6 +107,7 @@ class TaskManager:
         self._switch_lock = trio.Lock()
         self._switched = trio.Event()  # set (and replaced) when a switch or the close is done
         self._now = trio.lowlevel.current_clock().current_time
+        self._trio_token = trio.lowlevel.current_trio_token()  # the run it belongs to
         self._on_agent_notice = on_agent_notice
         self._grace_period = grace_period
         self._history_limit = history_limit
@@ -524,7 +525,7 @@ class TaskManager:
             portal = manager.portal()
             await trio.to_thread.run_sync(gui_main_loop, portal)
         """
-        return TaskPortal(self, trio.lowlevel.current_trio_token())
+        return TaskPortal(self, self._trio_token)
 
     # -- agent notices ---------------------------------------------------------------
 
