@@ -22,6 +22,7 @@ from recording import Ended, Endings, wait_until_idle
 from trio_tasks import (
     AsyncTaskHandle,
     Plugin,
+    RetryPolicy,
     TaskCtl,
     TaskError,
     TaskManager,
@@ -287,6 +288,29 @@ async def test_a_queued_coroutine_body_cancelled_is_closed_without_a_warning(
         assert await manager.cancel("co", "B") is True
     assert endings == [TaskCtl.cancel("Cancelled by cancel()")]
     assert probe.begun == ["A"]
+
+
+async def test_a_task_keeps_its_slot_through_a_retry_backoff(autojump_clock: trio.testing.MockClock) -> None:
+    """A's first attempt fails and backs off for 60 s; B, started meanwhile, waits until A's last attempt ends."""
+    plugin = Plugin(name="Limits", module_name="limits")
+    began: list[tuple[str, float]] = []
+
+    @plugin.mount_async_task("job", max_concurrent=1, retry=RetryPolicy(attempts=2, backoff=60.0))
+    async def fails_once(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+        began.append((handle.task_id, trio.current_time()))
+        await trio.sleep(1)
+        if handle.task_id == "A" and len(began) == 1:
+            raise ConnectionError("flaky")
+        yield TaskCtl.success("done")
+
+    async with open_task_manager() as manager:
+        t0 = trio.current_time()
+        await manager.start("job", "A", "chat", plugin)
+        await trio.sleep(2)  # A is in its backoff
+        await manager.start("job", "B", "chat", plugin)
+        assert [info.status for info in manager.list_tasks() if info.task_id == "B"] == ["queued"]
+        await wait_until_idle(manager)
+    assert began == [("A", t0), ("A", t0 + 61), ("B", t0 + 62)]
 
 
 # -- reject -------------------------------------------------------------------------------------------------
