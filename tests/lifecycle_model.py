@@ -29,7 +29,8 @@ from trio_tasks import TaskSignal
 # Body operations (tuples, so that Hypothesis prints them readably):
 #   ("progress",) ("checkpoint",) ("sleep", s) ("wait", key, timeout | None)
 #   ("until_cancel",)  await handle.cancel_requested(), then yield its own CANCEL
-#   ("cleanup", s)  from here on, a trio.Cancelled finds the body needing s seconds of shielded cleanup
+#   ("cleanup", s, raises)  from here on, a trio.Cancelled finds the body needing s seconds of shielded
+#                   cleanup, which then raises a ValueError if ``raises``: the task ends FAIL with it
 #   ("raise",) ("junk",) ("terminal", TaskSignal, in_a_nursery) ("return",) ("interrupt",)
 Op = tuple[Any, ...]
 
@@ -133,6 +134,7 @@ class _Task:
     forced_by: str = ""  # and whose: the first stop that asked names the end
     stops: set[str] = attrs.Factory(set)  # the stops with a grace period in flight ("cancel", "stop_all")
     cleanup: int = 0  # seconds of cleanup a cancel now finds the body to need
+    cleanup_raises: bool = False  # and whether that cleanup raises at its end
     releases_at: float | None = None  # ended by a cancel, it holds its slot until its cleanup is over
     generation: int = 0  # the nursery it runs in: a new one after each unfiltered stop_all
     asked: bool = False
@@ -185,6 +187,9 @@ class _Sim:
             why = "body"  # the manager's stop asks before it cancels: the body answers with its own CANCEL
         held = task.alive and not task.queued
         cleans = why in _CANCELS and task.cleanup and task.began and not task.queued and not task.backing_off
+        if cleans and task.cleanup_raises:  # its error ends it, never retried: a cancel reached the task
+            self.notes.add("a cleanup raised")
+            signal, why = TaskSignal.FAIL, "body"
         task.outcome = Outcome(signal, now + task.cleanup if cleans else now, why)
         task.waiting = task.wake_at = task.deadline = task.forced_at = None
         task.until_cancel = task.backing_off = False
@@ -227,7 +232,7 @@ class _Sim:
             if kind in ("progress", "checkpoint"):
                 continue
             if kind == "cleanup":
-                task.cleanup = op[1]
+                task.cleanup, task.cleanup_raises = op[1], op[2]
                 continue
             if kind == "sleep":
                 task.wake_at = now + op[1]
@@ -290,7 +295,7 @@ class _Sim:
         elif task.backing_off:
             task.backing_off = False
             task.pc = 0
-            task.cleanup = 0  # a new attempt: a new run of the body
+            task.cleanup, task.cleanup_raises = 0, False  # a new attempt: a new run of the body
             self.advance(task, when)
         else:
             self.advance(task, when)

@@ -3,7 +3,7 @@
 Hypothesis generates task scripts (progress, checkpoints, sleeps, waits with and
 without timeouts, cooperative waits for a cancel request, raises, non-TaskCtl
 yields, terminal yields (some inside a nursery of the body), early returns, KeyboardInterrupt, seconds of shielded
-cleanup when cancelled), per-task deadlines
+cleanup when cancelled, some raising at its end), per-task deadlines
 and sync or async terminal callbacks, a concurrency limit (queue or reject), a
 retry policy, and outside events (start, notify, cancel_wait, cancel_all,
 cancel and stop_all (of every task, twice at once, or of one chat) with or without a grace period, manager exit with or
@@ -67,12 +67,13 @@ _TERMINALS = {
 
 
 async def scripted_body(handle: AsyncTaskHandle, script: tuple[Op, ...]) -> AsyncIterator[Any]:
-    cleanup = 0  # seconds of shielded cleanup a cancel finds the body to need, from a ("cleanup", s) on
+    cleanup = 0  # seconds of shielded cleanup a cancel finds the body to need, from a ("cleanup", s, raises) on
+    cleanup_raises = False
     try:
         for op in script:
             kind = op[0]
             if kind == "cleanup":
-                cleanup = op[1]
+                cleanup, cleanup_raises = op[1], op[2]
             elif kind == "progress":
                 yield TaskCtl.report_progress("working", 50)
             elif kind == "checkpoint":
@@ -103,6 +104,8 @@ async def scripted_body(handle: AsyncTaskHandle, script: tuple[Op, ...]) -> Asyn
         if cleanup:
             with trio.CancelScope(shield=True):
                 await trio.sleep(cleanup)
+            if cleanup_raises:
+                raise ValueError("scripted cleanup error") from None
         raise
 
 
@@ -128,7 +131,8 @@ _plain_ops = st.one_of(
     st.tuples(st.just("wait"), st.sampled_from("ab"), st.one_of(st.none(), st.integers(0, 4))),
     st.just(("until_cancel",)),
 )
-_common_ops = st.one_of(_plain_ops, st.tuples(st.just("cleanup"), st.integers(1, 3)))  # (see scenarios() too)
+_cleanup_ops = st.tuples(st.just("cleanup"), st.integers(1, 3), st.booleans())
+_common_ops = st.one_of(_plain_ops, _cleanup_ops)  # (see scenarios() too)
 _ending_ops = st.one_of(
     st.just(("raise",)),
     st.just(("junk",)),
@@ -180,7 +184,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         if interrupts_allowed and not cleanups and draw(_rare):
             script.insert(draw(st.integers(0, len(script))), ("interrupt",))
         if cleanups and draw(st.integers(0, 1)) == 0:  # half the bodies clean up when cancelled (from the start)
-            script.insert(0, ("cleanup", draw(st.integers(1, 3))))
+            script.insert(0, draw(_cleanup_ops))
         timeout = draw(st.one_of(st.none(), st.none(), st.integers(0, 6)))
         callback = draw(st.one_of(st.none(), st.integers(0, 3)))
         tasks.append(TaskSetup(tuple(script), timeout, callback))
