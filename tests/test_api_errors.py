@@ -5,6 +5,7 @@ Also: the public names exist and are documented.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from recording import wait_until_idle
 
 import trio_tasks
 from trio_tasks import (
@@ -217,6 +219,13 @@ def test_mount_async_task_needs_a_handle_parameter(func: Any) -> None:
     assert fresh.task_types == []
 
 
+def test_mount_async_task_names_a_partial_that_leaves_no_handle_parameter() -> None:
+    fresh = Plugin(name="Fresh", module_name="fresh")
+    bound = functools.partial(greet, "not a handle", "Ann")
+    with pytest.raises(TypeError, match=r"task function functools\.partial\(<function greet .* must take the "):
+        fresh.mount_async_task("job")(bound)
+
+
 def test_mount_async_task_returns_the_function_unchanged() -> None:
     fresh = Plugin(name="Fresh", module_name="fresh")
 
@@ -354,6 +363,78 @@ async def test_a_finished_task_can_be_started_again() -> None:
             await trio.testing.wait_all_tasks_blocked()
         assert manager.get_state("greet", "G") == TaskCtl.success("Hello, Bob")
     assert endings == [TaskCtl.success("Hello, Ann"), TaskCtl.success("Hello, Bob")]
+
+
+class BrokenText(Exception):
+    """An exception, or a yielded value, whose text cannot be made."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str is broken")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr is broken")
+
+
+broken = Plugin(name="Broken", module_name="broken")
+
+
+@broken.mount_async_task("raises_broken")
+async def raises_broken(handle: AsyncTaskHandle) -> None:
+    raise BrokenText
+
+
+@broken.mount_async_task("yields_broken")
+async def yields_broken(handle: AsyncTaskHandle) -> AsyncIterator[Any]:
+    yield BrokenText()
+
+
+@broken.mount_async_task("retries_broken", retry=RetryPolicy(attempts=2))
+async def retries_broken(handle: AsyncTaskHandle) -> None:
+    raise BrokenText
+
+
+@pytest.mark.parametrize(
+    ("task_type", "message"),
+    [
+        ("raises_broken", "BrokenText (its str() failed)"),
+        ("retries_broken", "BrokenText (its str() failed)"),
+        (
+            "yields_broken",
+            "task yields_broken:X yielded <a BrokenText whose repr() failed> (BrokenText), which is not a TaskCtl; ",
+        ),
+    ],
+)
+async def test_a_body_whose_error_or_yield_has_no_text_ends_fail_and_harms_no_other_task(
+    autojump_clock: trio.testing.MockClock, task_type: str, message: str
+) -> None:
+    ends: list[TaskCtl] = []
+    async with open_task_manager() as manager:
+        bystander = await manager.start("park", "P", "chat", plugin, on_terminal=ends.append)
+        await manager.start(task_type, "X", "chat", broken, on_terminal=ends.append)
+        await trio.sleep(5)
+        assert manager.is_running("park", "P")
+        await manager.cancel(bystander.task_type, bystander.task_id)
+    failed, cancelled = ends
+    assert failed.signal is TaskSignal.FAIL
+    assert failed.message.startswith(message)
+    assert cancelled == TaskCtl.cancel("Cancelled by cancel()")
+
+
+async def test_start_passes_a_self_keyword_to_the_body() -> None:
+    own = Plugin(name="Own", module_name="own")
+
+    @own.mount_async_task("keywords")
+    async def keywords(handle: AsyncTaskHandle, **kwargs: Any) -> Any:
+        return kwargs
+
+    async with open_task_manager() as manager:
+        ends: list[TaskCtl] = []
+        await manager.start("keywords", "K", "chat", own, self="me", on_terminal=ends.append)
+        portal = manager.portal()
+        await trio.to_thread.run_sync(lambda: portal.start("keywords", "P", "chat", own, self="you"))
+        await wait_until_idle(manager)
+    assert [ctl.data for ctl in ends] == [{"self": "me"}]
+    assert manager.get_state("keywords", "P") == TaskCtl.success(data={"self": "you"})
 
 
 # -- the task facade ------------------------------------------------------------------------------------------------

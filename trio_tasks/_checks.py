@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 
-__all__ = ["check_number", "check_str", "shown"]
+__all__ = ["check_number", "check_str", "error_text", "safe_repr", "shown"]
 
 
 def check_str(what: str, value: object, *, empty_ok: bool = True) -> None:
@@ -45,6 +45,23 @@ def check_number(
 def shown(value: object) -> str:
     """``repr(value)`` for an error message, or the size of an int too long for that."""
     return _digits(value) if isinstance(value, int) and _too_long(value) else repr(value)
+
+
+def error_text(exc: BaseException) -> str:
+    """``str(exc)`` for a message: its type's name if that is empty, or if its ``__str__`` fails."""
+    try:
+        text = str(exc)
+    except Exception:
+        return f"{type(exc).__name__} (its str() failed)"
+    return text or type(exc).__name__
+
+
+def safe_repr(value: object) -> str:
+    """:func:`shown`, or a placeholder naming the type if ``value``'s ``__repr__`` fails."""
+    try:
+        return shown(value)
+    except Exception:
+        return f"<a {type(value).__name__} whose repr() failed>"
 
 
 def _too_long(value: int) -> bool:

@@ -141,6 +141,7 @@ class TaskManager:
 
     async def start(
         self,
+        /,
         task_type: str,
         task_id: str,
         chat_key: str,

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar, final, overload
 
 import attrs
 
-from ._checks import check_str, shown
+from ._checks import check_str, safe_repr, shown
 from ._errors import UnknownTaskType
 from ._retry import RetryPolicy
 
@@ -93,8 +93,9 @@ def _fillable_parameters(func: Callable[..., Any]) -> tuple[tuple[str, int | Non
         inspect.Parameter.VAR_POSITIONAL,
     )
     if not params or params[0].kind not in takes_handle:
+        name = getattr(func, "__qualname__", None) or safe_repr(func)  # (a functools.partial has no name)
         raise TypeError(
-            f"task function {func.__qualname__} must take the AsyncTaskHandle as its "
+            f"task function {name} must take the AsyncTaskHandle as its "
             f"first positional parameter, e.g. `async def my_task(handle, ...)`"
         )
     fills: list[tuple[str, int | None]] = []

@@ -65,6 +65,7 @@ class TaskPortal:
 
     def start(
         self,
+        /,
         task_type: str,
         task_id: str,
         chat_key: str,

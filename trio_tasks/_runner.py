@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ._checks import error_text, safe_repr
 from ._ctl import TaskCtl, TaskSignal
 from ._errors import TaskTimeout, WaitCancelled
 from ._facade import bind_manager, bound_manager
@@ -300,7 +301,7 @@ async def _back_off(handle: AsyncTaskHandle, retrying: Retrying, attempt: int, e
     failed = attempt - 1
     policy = retrying.policy
     delay = policy.delay(failed)
-    error = str(exc) or type(exc).__name__
+    error = error_text(exc)
     logger.warning(
         "task %s:%s attempt %d of %d failed (%s); retrying in %gs",
         handle.task_type,
@@ -356,7 +357,7 @@ def _returned(value: Any) -> TaskCtl:
 
 def _not_a_ctl(handle: AsyncTaskHandle, item: object) -> TaskCtl:
     message = (
-        f"task {handle.task_type}:{handle.task_id} yielded {item!r} ({type(item).__name__}), "
+        f"task {handle.task_type}:{handle.task_id} yielded {safe_repr(item)} ({type(item).__name__}), "
         f"which is not a TaskCtl; yield TaskCtl.report_progress(...), TaskCtl.success(...), "
         f"TaskCtl.fail(...) or TaskCtl.cancel(...)"
     )
@@ -370,7 +371,7 @@ def _failed(handle: AsyncTaskHandle, exc: BaseException) -> TaskCtl:
         return TaskCtl.cancel(f"Cancelled: {exc}")
     if isinstance(exc, BaseExceptionGroup) and exc.split(WaitCancelled)[1] is None:
         return TaskCtl.cancel(f"Cancelled: {exc.exceptions[0]}")
-    message = str(exc) or type(exc).__name__
+    message = error_text(exc)  # (a broken __str__ must not break the runner)
     logger.error("task %s:%s failed: %s", handle.task_type, handle.task_id, message, exc_info=exc)
     return TaskCtl.fail(message, exc)
 
