@@ -562,6 +562,40 @@ async def test_a_raising_notice_callback_is_logged_and_harms_no_task(
     assert logged == ["on_agent_notice callback raised on a notice of task run:N; ignored"] * 2
 
 
+@pytest.mark.parametrize("inside", ["its finally", "a child of its nursery"])
+async def test_a_cancel_that_a_notice_callback_meets_and_hides_with_an_error_still_ends_the_task(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, inside: str
+) -> None:
+    """The body waits in notify_agent, in an async callback posting to a chat service, when it is cancelled;
+    the callback's cleanup raises, as a cut connection does. The error is logged; the cancel ends the task."""
+
+    async def post() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            raise ConnectionError("connection reset")
+
+    async def callback(notice: AgentNotice) -> None:
+        if inside == "its finally":
+            await post()
+        else:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(post)
+
+    async def notifies(handle: AsyncTaskHandle) -> str:
+        await handle.notify_agent("Scene 1 is ready")
+        return "went on past its cancel"
+
+    async with open_task_manager(on_agent_notice=callback) as manager:
+        _, endings = await start(manager, notifies)
+        await trio.sleep(1)
+        assert await manager.cancel("run", "T") is True
+    assert endings == [TaskCtl.cancel("Cancelled by cancel()")]
+    logged = [r for r in caplog.records if r.name == "trio_tasks"]
+    assert [r.getMessage() for r in logged] == ["on_agent_notice callback raised on a notice of task run:T; ignored"]
+    assert "connection reset" in caplog.text
+
+
 @pytest.mark.parametrize("callback", ["none (queue)", "sync", "async", "async without await"])
 async def test_notify_agent_in_a_cancelled_scope_raises_cancelled_and_sends_nothing(callback: str) -> None:
     received: list[AgentNotice] = []

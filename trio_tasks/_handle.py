@@ -360,7 +360,7 @@ class AsyncTaskHandle:
 
         It goes to the manager's ``on_agent_notice`` callback (awaited, if
         async: a slow one slows the task; one that raises is logged and
-        ignored), or, without one, into the queue read by
+        ignored, and a cancel of the task that it met goes on), or, without one, into the queue read by
         ``manager.agent_notices()``; when that queue is full (1024 unread
         notices) this waits for room, it never drops a notice::
 

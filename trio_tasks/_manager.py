@@ -571,6 +571,18 @@ class TaskManager:
         except Exception:
             logger.exception("on_agent_notice callback raised on a notice of task %s:%s; ignored",
                              notice.task_type, notice.task_id)  # fmt: skip
+        except BaseExceptionGroup as group:  # from a nursery of an async callback
+            failures, rest = group.split(Exception)
+            if failures is not None:
+                logger.exception("on_agent_notice callback raised on a notice of task %s:%s; ignored",
+                                 notice.task_type, notice.task_id, exc_info=failures)  # fmt: skip
+            if rest is not None and rest.split(trio.Cancelled)[1] is not None:
+                raise rest from None  # an interrupt goes on
+            # Its Cancelleds are the task's cancel: raised afresh just below, as one Cancelled.
+        else:
+            await _cancel_shielded_checkpoint()
+            return
+        await _checkpoint_if_cancelled()  # a cancel that the callback's error hid still reaches the task
         await _cancel_shielded_checkpoint()
 
     # -- internals ---------------------------------------------------------------
