@@ -417,10 +417,17 @@ async def test_a_failure_of_the_runner_between_steps_closes_the_body_in_its_scop
 # -- row 6: WaitCancelled escapes the body -------------------------------------------------
 
 
+@pytest.mark.parametrize("nurseries", [0, 1, 2])
 @pytest.mark.parametrize("how", ["cancel_wait", "cancel_all"])
-async def test_wait_cancelled_escaping_is_cancel(how: str) -> None:
-    async def wait_approval(handle: AsyncTaskHandle) -> None:
-        await handle.wait("approval")
+async def test_wait_cancelled_escaping_is_cancel(how: str, nurseries: int) -> None:
+    """Also from a wait in a child of the body's nurseries: the end names the wait."""
+
+    async def wait_approval(handle: AsyncTaskHandle, depth: int = nurseries) -> None:
+        if not depth:
+            await handle.wait("approval")
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait_approval, handle, depth - 1)
 
     async with open_task_manager() as manager:
         rec = await start(manager, "T", wait_approval, TaskCtl.success("never"))
@@ -435,6 +442,7 @@ async def test_wait_cancelled_escaping_is_cancel(how: str) -> None:
         assert not manager.is_running("scripted", "T")
     ctl = rec.only().ctl
     assert ctl.signal is TaskSignal.CANCEL
+    assert ctl.message.startswith("Cancelled: wait "), ctl.message
     assert "approval" in ctl.message
 
 

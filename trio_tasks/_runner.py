@@ -370,7 +370,10 @@ def _failed(handle: AsyncTaskHandle, exc: BaseException) -> TaskCtl:
     if isinstance(exc, WaitCancelled):
         return TaskCtl.cancel(f"Cancelled: {exc}")
     if isinstance(exc, BaseExceptionGroup) and exc.split(WaitCancelled)[1] is None:
-        return TaskCtl.cancel(f"Cancelled: {exc.exceptions[0]}")
+        leaf: BaseException = exc
+        while isinstance(leaf, BaseExceptionGroup):  # the first WaitCancelled, however deep the nurseries
+            leaf = leaf.exceptions[0]
+        return TaskCtl.cancel(f"Cancelled: {leaf}")
     message = error_text(exc)  # (a broken __str__ must not break the runner)
     logger.error("task %s:%s failed: %s", handle.task_type, handle.task_id, message, exc_info=exc)
     return TaskCtl.fail(message, exc)
