@@ -247,6 +247,24 @@ async def test_a_callback_returning_a_non_awaitable_value_is_fine(
     assert logged(caplog, logging.WARNING) == []
 
 
+async def test_an_async_generator_function_as_callback_is_logged_as_such(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[TaskCtl] = []
+
+    async def callback(ctl: TaskCtl) -> AsyncIterator[None]:
+        ran.append(ctl)  # pragma: no cover - never runs: that is what the log says
+        yield
+
+    async with open_task_manager() as manager:
+        await start(manager, "T", 1, callback)
+        await trio.sleep(2)
+        assert manager.get_state("naps", "T") == TaskCtl.success("woke", data=1)
+    assert ran == []
+    [record] = logged(caplog, logging.ERROR)
+    assert record.getMessage().startswith("on_terminal callback of task naps:T is an async generator function")
+
+
 async def with_a_nursery(ctl: TaskCtl) -> None:
     """An async callback that sleeps in a nursery of its own."""
     async with trio.open_nursery() as nursery:

@@ -701,6 +701,11 @@ class TaskManager:
                 if result is not None and inspect.isawaitable(result):
                     self._callbacks.start(handle, result, countdowns)  # they resume once it has begun
                     return
+                if result is not None and inspect.isasyncgen(result):
+                    logger.error(
+                        "on_terminal callback of task %s:%s is an async generator function, so none of its code "
+                        "runs; make it an `async def` function without yield", handle.task_type, handle.task_id
+                    )  # fmt: skip
         if countdowns is not None:
             tick(countdowns)
 
