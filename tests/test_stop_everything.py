@@ -256,6 +256,44 @@ async def test_a_scope_cancelled_around_the_manager_still_reports_each_task_once
     assert manager.get_state("parked", "P2").signal is TaskSignal.CANCEL
 
 
+async def in_a_nursery_of_its_own(handle: AsyncTaskHandle, cleanup: float) -> AsyncIterator[TaskCtl]:
+    """Waits in a nursery of the body with a child beside it; when cancelled, cleans up for ``cleanup`` seconds."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep_forever)
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(cleanup)
+    yield TaskCtl.success("never")  # pragma: no cover
+
+
+plugin.mount_async_task("nursery_of_its_own")(in_a_nursery_of_its_own)
+
+
+@pytest.mark.parametrize(
+    ("grace", "cleanup"), [(5, 0), (0, 2)], ids=["during the grace period", "during the close's cleanup"]
+)
+async def test_a_cancel_around_the_manager_during_its_close_leaves_it_as_one_cancelled(
+    autojump_clock: trio.testing.MockClock, grace: float, cleanup: float
+) -> None:
+    """The block ends at once; the deadline around the manager passes while the close waits for a task whose
+    body has a nursery: the Cancelleds gathered there end the task, and one Cancelled leaves the manager."""
+    endings = Endings()
+    left: list[BaseException] = []
+    with trio.move_on_after(1) as outer:
+        try:
+            async with open_task_manager(grace_period=grace) as manager:
+                on_terminal = endings.callback("N")
+                await manager.start("nursery_of_its_own", "N", "chat", plugin, cleanup, on_terminal=on_terminal)
+        except BaseException as exc:
+            left.append(exc)
+            raise
+    assert outer.cancelled_caught
+    assert [type(exc) for exc in left] == [trio.Cancelled]
+    assert endings.only("N").ctl.signal is TaskSignal.CANCEL
+
+
 def test_a_start_racing_a_cancel_around_the_manager_is_refused_or_ends_cancel() -> None:
     """A task outside the cancelled scope starts a task just as a cancel around the manager lands.
 

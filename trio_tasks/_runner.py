@@ -74,7 +74,8 @@ async def run_task(
     A ``trio.Cancelled`` ends the task CANCEL and stops here too: this is the
     top of the task, so the cancelled scope around it (``stop_all`` cancels
     the tasks' shared nursery) could only end the task, as returning does.
-    Other BaseExceptions (KeyboardInterrupt) and exception groups propagate
+    So do the Cancelleds a nursery of the body gathers in a group. Other
+    BaseExceptions (KeyboardInterrupt), alone or in a group, propagate
     after the terminal is reported, so that the user sees them.
     """
     _reschedule(starter)  # `start` returns once this step yields
@@ -159,6 +160,8 @@ async def run_task(
             _escaping(handle)
             raise  # nothing else here refers to the exception: no cycle through this frame for the GC
         failure, rest = exc.split(Exception)
+        if rest is not None and rest.split(_Cancelled)[1] is None:
+            rest = None  # only Cancelleds besides (from a nursery of the body): they end here, as one does
         if terminal is None:
             terminal = _failed(handle, failure) if failure is not None else _interrupted(handle, exc, timeout)
         elif failure is not None:
