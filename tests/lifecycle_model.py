@@ -19,6 +19,7 @@ things that could race ever fall on the same instant.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,8 @@ import attrs
 from trio_tasks import TaskSignal
 
 # Body operations (tuples, so that Hypothesis prints them readably):
-#   ("progress",) ("checkpoint",) ("sleep", s) ("wait", key, timeout | None)
+#   ("progress",) ("checkpoint",) ("sleep", s) ("nursery_sleep", s) ("wait", key, timeout | None)
+#                   (a nursery_sleep sleeps in a nursery of the body, beside a child sleeping as long)
 #   ("until_cancel",)  await handle.cancel_requested(), then yield its own CANCEL
 #   ("cleanup", s, raises)  from here on, a trio.Cancelled finds the body needing s seconds of shielded
 #                   cleanup, which then raises a ValueError if ``raises``: the task ends FAIL with it
@@ -89,6 +91,7 @@ class Scenario:
     limit_on_type: bool = False  # the limit is the task type's (else the manager's)
     retry: Retry | None = None
     watchers: tuple[WatcherSetup, ...] = ()
+    outer_after: float | None = None  # after an "exit": the scope around the manager is cancelled this much later
 
 
 @attrs.define
@@ -167,6 +170,7 @@ class _Sim:
         self.rejected: set[int] = set()
         self.interrupted = False
         self.interrupt_cutoff = 0.0  # when the interrupt leaves its nursery (after the cleanups there)
+        self.outer_reached = False  # a cancel around the manager came while it was closing
         self.generation = 0
         self.notes: set[str] = set()
 
@@ -234,7 +238,7 @@ class _Sim:
             if kind == "cleanup":
                 task.cleanup, task.cleanup_raises = op[1], op[2]
                 continue
-            if kind == "sleep":
+            if kind in ("sleep", "nursery_sleep"):
                 task.wake_at = now + op[1]
                 return
             if kind == "wait":
@@ -379,7 +383,26 @@ class _Sim:
                 self.cancel(task, now, event.grace, "cancel")
 
     def close(self, now: float) -> float:
-        """The manager's block ends at ``now``: returns when async callbacks are cut off."""
+        """The manager's block ends at ``now``: returns when async callbacks are cut off. A cancel around
+        the manager during the close (``outer_after``) is one from outside: it names the end of the tasks it
+        reaches (the close's request with a grace period only asked them) and cuts off the async callbacks."""
+        outer_after = self.scenario.outer_after
+        outer_at = math.inf if outer_after is None else now + outer_after
+        cutoff = self._close(now, outer_at)
+        if self.interrupted or outer_at == math.inf:
+            return cutoff
+        callbacks_end = [
+            t.outcome.time + length + CALLBACK_OFFSET
+            for t in self.tasks.values()
+            if t.outcome is not None and (length := t.setup.callback) is not None
+        ]
+        if outer_at < max([self.all_ended(now), *(min(end, cutoff) for end in callbacks_end)]):
+            self.outer_reached = True  # the close was still going on
+            self.notes.add("a cancel around the manager came during its close")
+            return min(cutoff, outer_at)
+        return cutoff
+
+    def _close(self, now: float, outer_at: float) -> float:
         # The manager cancels tasks with no body running (queued ones first, so that no slot
         # they free starts another) before the slots of the tasks whose grace periods the
         # exit cuts short come free.
@@ -396,9 +419,14 @@ class _Sim:
         running = self.alive()
         for task in running:
             self.ask(task, now)
-        self.run_timers_until(now + grace)
+        self.run_timers_until(min(now + grace, outer_at))
         if self.interrupted:
             return self.interrupt_cutoff
+        if outer_at < now + grace and self.alive():
+            self.outer_reached = True
+            self.notes.add("a cancel around the manager came during its close")
+            self.cancel_everything(outer_at, "outside")
+            return outer_at
         if self.alive():
             self.cancel_everything(now + grace, "closed")
         return self.all_ended(now) + grace
@@ -438,7 +466,7 @@ def predict(scenario: Scenario) -> Prediction:
         for i, outcome in outcomes.items()
         if (length := scenario.tasks[i].callback) is not None and outcome.time + length + CALLBACK_OFFSET < cutoff
     }
-    outer = ended_by == "outer_cancel" and not sim.interrupted
+    outer = (ended_by == "outer_cancel" or sim.outer_reached) and not sim.interrupted
     if finished:
         sim.notes.add("an async callback finished")
     if any(t.callback is not None for t in scenario.tasks) and len(finished) < len(outcomes):

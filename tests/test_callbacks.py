@@ -265,6 +265,26 @@ async def test_an_async_generator_function_as_callback_is_logged_as_such(
     assert record.getMessage().startswith("on_terminal callback of task naps:T is an async generator function")
 
 
+@pytest.mark.parametrize("grace", [1, 5])
+async def test_a_cancel_around_the_manager_while_its_callbacks_have_their_grace_cuts_them_and_goes_on(
+    autojump_clock: trio.testing.MockClock, grace: float
+) -> None:
+    """The block has ended and the manager waits for a slow async callback: the cancel cuts it off at once and
+    leaves the manager as the one Cancelled, for the scope that was cancelled."""
+    left: list[BaseException] = []
+    with trio.move_on_after(0.5) as outer:
+        try:
+            async with open_task_manager(grace_period=grace) as manager:
+                recorder = AsyncRecorder(manager, "N", seconds=10)
+                await start(manager, "N", 0, recorder)
+        except BaseException as exc:
+            left.append(exc)
+            raise
+    assert outer.cancelled_caught
+    assert [type(exc) for exc in left] == [trio.Cancelled]
+    assert recorder.cancelled_at == 0.5
+
+
 async def with_a_nursery(ctl: TaskCtl) -> None:
     """An async callback that sleeps in a nursery of its own."""
     async with trio.open_nursery() as nursery:

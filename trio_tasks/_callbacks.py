@@ -90,7 +90,7 @@ async def _await_callback(
 
 def _cut_short(handle: AsyncTaskHandle) -> None:
     logger.warning(
-        "async on_terminal callback of task %s:%s was cancelled: the task manager closed",
+        "async on_terminal callback of task %s:%s was cancelled: the task manager closed, or a cancel around it",
         handle.task_type,
         handle.task_id,
     )

@@ -800,6 +800,10 @@ async def open_task_manager(
     An exception raised in the block propagates unchanged (not wrapped in an
     ExceptionGroup); so does a KeyboardInterrupt raised by a task body, which
     cancels the other tasks and async callbacks at once (no grace period).
+    A cancel from outside that comes while the manager closes (during its
+    grace period, say) cuts the close short: the tasks still running end
+    CANCEL at once (cancelled from outside), the async callbacks are
+    cancelled, and the ``Cancelled`` goes on from the ``async with``.
     """
     _check_options(on_agent_notice, grace_period, history_limit, max_concurrent, on_limit)
     raised: BaseException | None = None
@@ -843,3 +847,4 @@ async def open_task_manager(
             manager._notice_send.close()
     if raised is not None:
         raise raised
+    await _checkpoint_if_cancelled()  # a cancel from outside that came during the close goes on from here
