@@ -260,6 +260,26 @@ async def test_a_failure_once_a_cancel_has_reached_the_task_is_not_retried(
     assert not [r for r in caplog.records if "retrying" in r.getMessage()], "no retry was announced"
 
 
+async def test_a_failure_after_the_deadline_passed_in_synchronous_code_is_not_retried(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The body overruns its task_timeout without a checkpoint (a long parse), then raises: Trio has not
+    cancelled anything yet, but the deadline has come, and the task ends as it would without a policy."""
+    plugin = Plugin(name="Retries", module_name="retries")
+
+    @plugin.mount_async_task("job", retry=RetryPolicy(attempts=3, backoff=1.0))
+    async def overruns(handle: AsyncTaskHandle) -> AsyncIterator[TaskCtl]:
+        yield TaskCtl.report_progress("parsing", 10)
+        autojump_clock.jump(10)  # synchronous work past the 5 s deadline
+        raise ConnectionError("upstream reset")
+
+    ends: list[Ended] = []
+    async with open_task_manager() as manager:
+        await manager.start("job", "T", "chat", plugin, on_terminal=recorder(ends), task_timeout=5)
+    end = only(ends)
+    assert (end.ctl.signal, end.ctl.message, end.ctl.attempt) == (TaskSignal.FAIL, "upstream reset", 1)
+
+
 # -- attempt numbers in the states ---------------------------------------------------------------------------
 
 

@@ -288,12 +288,13 @@ async def _wait_for_slots(handle: AsyncTaskHandle, admission: Admission, retryin
 
 def _retries(handle: AsyncTaskHandle, policy: RetryPolicy, attempt: int, exc: Exception) -> bool:
     """Run again? Not once the attempts are used up, nor once a cancel has been requested or has
-    reached the task (its deadline passed, or a cancel from outside the manager: in the task's scope,
-    where the runner is, the effective deadline is then -inf)."""
+    reached the task: a cancel from outside the manager, or its deadline passing, perhaps while the
+    body ran synchronous code (the runner is in the task's scope: the effective deadline is then
+    -inf, or a time that has come though Trio has not cancelled anything yet)."""
     return (
         attempt < policy.attempts
         and not handle.is_cancelled
-        and trio.current_effective_deadline() != -math.inf
+        and trio.current_effective_deadline() > trio.current_time()
         and policy.retries(exc)
     )
 
