@@ -562,6 +562,31 @@ async def test_open_task_manager_refuses_bad_options(
             pytest.fail("the block must not run")
 
 
+@broken.mount_async_task("interrupts")
+async def interrupts(handle: AsyncTaskHandle) -> None:
+    raise KeyboardInterrupt
+
+
+async def test_a_start_while_an_interrupt_leaves_the_manager_says_it_is_closing() -> None:
+    refused: list[str] = []
+
+    async def run() -> None:
+        async with open_task_manager() as manager:
+            with trio.CancelScope(shield=True):  # (the block goes on a moment: the interrupt cancels it)
+                await manager.start("interrupts", "K", "chat", broken)
+                with pytest.raises(ManagerClosed) as info:
+                    await manager.start("park", "P", "chat", plugin)
+                refused.append(str(info.value))
+                assert not manager.closed
+
+    with pytest.raises(KeyboardInterrupt):
+        await run()
+    assert refused == [
+        "cannot start park:P: the task manager is closing, as an exception from one of its tasks (a "
+        "KeyboardInterrupt) leaves it"
+    ]
+
+
 # -- the public API ------------------------------------------------------------------------------------------------
 
 

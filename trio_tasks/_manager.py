@@ -632,8 +632,13 @@ class TaskManager:
             generation = self._generation
             if generation is not None and not generation.closing:
                 return generation
-            if generation is None or not self._switching:  # closed, or an exception is leaving the manager
+            if generation is None:
                 raise ManagerClosed(f"cannot start {task_type}:{task_id}: the task manager has closed")
+            if not self._switching:
+                raise ManagerClosed(
+                    f"cannot start {task_type}:{task_id}: the task manager is closing, "
+                    f"as an exception from one of its tasks (a KeyboardInterrupt) leaves it"
+                )
             await self._switched.wait()
 
     def _wake_starts(self) -> None:
