@@ -262,7 +262,7 @@ async def test_an_async_generator_function_as_callback_is_logged_as_such(
         assert manager.get_state("naps", "T") == TaskCtl.success("woke", data=1)
     assert ran == []
     [record] = logged(caplog, logging.ERROR)
-    assert record.getMessage().startswith("on_terminal callback of task naps:T is an async generator function")
+    assert record.getMessage().startswith("on_terminal callback returned an async generator on task naps:T, so none")
 
 
 @pytest.mark.parametrize("grace", [1, 5])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -594,6 +594,21 @@ async def test_a_cancel_that_a_notice_callback_meets_and_hides_with_an_error_sti
     logged = [r for r in caplog.records if r.name == "trio_tasks"]
     assert [r.getMessage() for r in logged] == ["on_agent_notice callback raised on a notice of task run:T; ignored"]
     assert "connection reset" in caplog.text
+
+
+async def test_an_async_generator_function_as_notice_callback_is_logged_as_such(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def callback(notice: AgentNotice) -> AsyncIterator[None]:
+        yield  # pragma: no cover - never runs: that is what the log says
+
+    async with open_task_manager(on_agent_notice=callback) as manager:
+        _, endings = await start(manager, two_notices, "N")
+        await trio.testing.wait_all_tasks_blocked()
+    assert succeeded_with(endings) is None
+    logged = [r.getMessage() for r in caplog.records if r.name == "trio_tasks"]
+    assert len(logged) == 2
+    assert logged[0].startswith("on_agent_notice callback returned an async generator on task run:N, so none")
 
 
 @pytest.mark.parametrize("callback", ["none (queue)", "sync", "async", "async without await"])

@@ -208,6 +208,20 @@ async def test_exception_group_from_a_nursery_in_the_body_is_fail() -> None:
     assert ctl.signal is TaskSignal.FAIL
     assert isinstance(ctl.data, ExceptionGroup)
     assert ctl.data.subgroup(KeyError) is not None
+    assert ctl.message == "'lost'", "named by its one error, not 'Exceptions from Trio nursery'"
+
+
+async def test_a_group_of_several_errors_is_named_as_the_group() -> None:
+    async def two_crashes(handle: AsyncTaskHandle) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(raising(KeyError("lost")), handle)
+            nursery.start_soon(raising(ValueError("bad")), handle)
+
+    async with open_task_manager() as manager:
+        rec = await start(manager, "T", two_crashes)
+    ctl = rec.only().ctl
+    assert ctl.signal is TaskSignal.FAIL
+    assert ctl.message == "Exceptions from Trio nursery (2 sub-exceptions)"
 
 
 # -- row 4: the body yields something that is not a TaskCtl ---------------------------------
@@ -503,15 +517,29 @@ async def test_outside_cancellation_cancels_tasks_then_propagates() -> None:
 # -- row 9: a BaseException in the body --------------------------------------------------------
 
 
-async def test_keyboard_interrupt_in_body_is_fail_then_propagates() -> None:
+def in_a_nursery(step: Callable[[AsyncTaskHandle], Any]) -> Callable[[AsyncTaskHandle], Any]:
+    """``step`` run in a child of a nursery of the body, beside a child that sleeps for ever."""
+
+    async def nested(handle: AsyncTaskHandle) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            nursery.start_soon(step, handle)
+
+    return nested
+
+
+@pytest.mark.parametrize("nursery", [False, True], ids=["in the body", "in a nursery of the body"])
+async def test_keyboard_interrupt_in_body_is_fail_then_propagates(nursery: bool) -> None:
+    step = raising(KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):  # noqa: PT012 - a task's interrupt escapes the manager's block
         async with open_task_manager() as manager:
             bystander = await start(manager, "bystander", park)
             await trio.testing.wait_all_tasks_blocked()
-            rec = await start(manager, "T", raising(KeyboardInterrupt()))
+            rec = await start(manager, "T", in_a_nursery(step) if nursery else step)
             await trio.sleep_forever()
     ctl = rec.only().ctl
     assert ctl.signal is TaskSignal.FAIL
+    assert ctl.message == "interrupted by KeyboardInterrupt"
     assert isinstance(ctl.data, KeyboardInterrupt)
     assert bystander.only().ctl.signal is TaskSignal.CANCEL
 

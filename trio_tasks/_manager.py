@@ -7,7 +7,7 @@ import logging
 import math
 import sys
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, final
 
@@ -25,7 +25,7 @@ from ._info import TaskInfo, info_of
 from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
 from ._portal import TaskPortal
-from ._runner import Retrying, run_task
+from ._runner import Retrying, leaves, run_task
 from ._watch import Entry, Subscriptions, TaskEvents, event_filter
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -568,6 +568,8 @@ class TaskManager:
             result = callback(notice)
             if inspect.isawaitable(result):
                 await result
+            elif inspect.isasyncgen(result):
+                _log_async_generator("on_agent_notice", notice.task_type, notice.task_id)
         except Exception:
             logger.exception("on_agent_notice callback raised on a notice of task %s:%s; ignored",
                              notice.task_type, notice.task_id)  # fmt: skip
@@ -707,10 +709,7 @@ class TaskManager:
                     self._callbacks.start(handle, result, countdowns)  # they resume once it has begun
                     return
                 if result is not None and inspect.isasyncgen(result):
-                    logger.error(
-                        "on_terminal callback of task %s:%s is an async generator function, so none of its code "
-                        "runs; make it an `async def` function without yield", handle.task_type, handle.task_id
-                    )  # fmt: skip
+                    _log_async_generator("on_terminal", handle.task_type, handle.task_id)
         if countdowns is not None:
             tick(countdowns)
 
@@ -735,6 +734,13 @@ class TaskManager:
                 self._subscriptions.close()
 
 
+def _log_async_generator(what: str, task_type: str, task_id: str) -> None:
+    logger.error(
+        "%s callback returned an async generator on task %s:%s, so none of its code ran (an `async def` with "
+        "`yield`?); make it an `async def` function without yield", what, task_type, task_id
+    )  # fmt: skip
+
+
 def _stop_waiting_for_a_cancel(handle: AsyncTaskHandle, generation: Generation | None) -> None:
     event = handle._cancel_event
     assert event is not None
@@ -754,14 +760,6 @@ def _check_options(
     if history_limit < 0:
         raise ValueError(f"history_limit must be >= 0 (0 keeps no history), got {shown(history_limit)}")
     check_limit(max_concurrent, on_limit)
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
 
 
 @asynccontextmanager
@@ -837,12 +835,12 @@ async def open_task_manager(
             finally:
                 await manager._close()
     except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        rest = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
+        found = list(leaves(group))
+        rest = [leaf for leaf in found if not isinstance(leaf, trio.Cancelled)]
         if raised is not None and not rest:
             pass  # the close met a cancel from outside: the block's own exception goes on, below
-        elif len(leaves) == 1 or len(rest) == 1:  # (an interrupt that a cancel from outside met: the interrupt)
-            leaf = leaves[0] if len(leaves) == 1 else rest[0]
+        elif len(found) == 1 or len(rest) == 1:  # (an interrupt that a cancel from outside met: the interrupt)
+            leaf = found[0] if len(found) == 1 else rest[0]
             raise leaf from leaf.__cause__
         else:
             raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import AsyncGeneratorType, CoroutineType
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["Retrying", "run_task"]
+__all__ = ["Retrying", "leaves", "run_task"]
 
 logger = logging.getLogger("trio_tasks")
 
@@ -374,11 +374,9 @@ def _failed(handle: AsyncTaskHandle, exc: BaseException) -> TaskCtl:
     if isinstance(exc, WaitCancelled):
         return TaskCtl.cancel(f"Cancelled: {exc}")
     if isinstance(exc, BaseExceptionGroup) and exc.split(WaitCancelled)[1] is None:
-        leaf: BaseException = exc
-        while isinstance(leaf, BaseExceptionGroup):  # the first WaitCancelled, however deep the nurseries
-            leaf = leaf.exceptions[0]
-        return TaskCtl.cancel(f"Cancelled: {leaf}")
-    message = error_text(exc)  # (a broken __str__ must not break the runner)
+        return TaskCtl.cancel(f"Cancelled: {_first_leaf(exc)}")  # the first wait, however deep the nurseries
+    errors = list(leaves(exc))  # a group of one error from the body's nurseries is named by that error
+    message = error_text(errors[0] if len(errors) == 1 else exc)  # (a broken __str__ must not break the runner)
     logger.error("task %s:%s failed: %s", handle.task_type, handle.task_id, message, exc_info=exc)
     return TaskCtl.fail(message, exc)
 
@@ -389,9 +387,24 @@ def _interrupted(handle: AsyncTaskHandle, exc: BaseException, timeout: float | N
         isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is None
     ):
         return cancelled_terminal(handle, timeout)
+    if isinstance(exc, BaseExceptionGroup):  # from a nursery of the body: it is the interrupt's end
+        exc = next(leaf for leaf in leaves(exc) if not isinstance(leaf, trio.Cancelled))
     message = f"interrupted by {type(exc).__name__}"
     logger.error("task %s:%s %s", handle.task_type, handle.task_id, message, exc_info=exc)
     return TaskCtl.fail(message, exc)
+
+
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions in ``exc``, a group perhaps nested, in order; ``exc`` itself if it is none."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from leaves(inner)
+    else:
+        yield exc
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    return next(leaves(exc))
 
 
 def _log_cleanup_error(handle: AsyncTaskHandle, exc: BaseException) -> None:
