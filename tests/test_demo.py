@@ -213,8 +213,9 @@ SPEED_RULE = "must be a number from 0.01 to 1000 (20 runs twenty times faster)"
         (["--speed", "1e6"], f"{SPEED_RULE}, got '1e6'"),
         (["--speed", "1e-320"], f"{SPEED_RULE}, got '1e-320'"),
         (["--speed", "fast"], "got 'fast'"),
-        (["--tasks", "-1"], "argument --tasks: must be a whole number >= 0, got '-1'"),
-        (["--tasks", "2.5"], "argument --tasks: must be a whole number >= 0, got '2.5'"),
+        (["--tasks", "-1"], "argument --tasks: must be a whole number from 0 to 10,000, got '-1'"),
+        (["--tasks", "2.5"], "argument --tasks: must be a whole number from 0 to 10,000, got '2.5'"),
+        (["--tasks", "1000000000"], "argument --tasks: must be a whole number from 0 to 10,000, got '1000000000'"),
         (["--seed", "x"], "argument --seed: must be a whole number, got 'x'"),
     ],
 )
@@ -249,6 +250,16 @@ def test_a_terminal_without_rich_falls_back_to_plain_lines(monkeypatch: pytest.M
     assert hint.getvalue().count("\n") == 1
 
 
+def test_a_dumb_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It cannot redraw: rich would show nothing until the end."""
+    monkeypatch.setenv("TERM", "dumb")
+    hint = io.StringIO()
+    assert not can_draw_live(FakeTerminal(), hint)
+    assert hint.getvalue() == ""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert can_draw_live(FakeTerminal(), hint)
+
+
 def test_the_plain_demo_runs_without_rich() -> None:
     code = (
         "import sys; sys.modules['rich'] = None\n"
@@ -277,3 +288,14 @@ def test_the_live_view_draws_the_same_run() -> None:
     drawn = screen.getvalue()
     for text in ("background tasks", "webapp_dev:DEV_1", "transcode:T5", "cancelled", "all 14 tasks reached"):
         assert text in drawn
+
+
+def test_the_live_view_ends_with_the_verdict_in_full_on_a_narrow_terminal() -> None:
+    from rich.console import Console
+
+    screen = io.StringIO()
+    console = Console(file=screen, width=80, height=24, force_terminal=True, color_system="truecolor")
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    result = trio.run(partial(run_demo, view=LiveView(console=console)), clock=clock)
+    last = " ".join(" ".join(screen.getvalue().rstrip().splitlines()[-2:]).split())  # (wrapped at 80 columns)
+    assert last.endswith(f"demo: {result.summary()}"), last

@@ -18,6 +18,7 @@ outcome its script meant (a machine too busy for a high --speed may miss one), 1
 
 
 MIN_SPEED, MAX_SPEED = 0.01, 1000
+MAX_TASKS = 10_000  # more, and the run is all setup and the view unreadable
 
 
 def _speed(text: str) -> float:
@@ -38,8 +39,8 @@ def _count(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    if not 0 <= value <= MAX_TASKS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_TASKS:,}, got {text!r}")
     return value
 
 

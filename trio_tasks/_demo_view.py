@@ -8,6 +8,7 @@ by :class:`LiveView`, so the library and the plain view work without it.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -222,8 +223,11 @@ class LiveView:
                 self._dirty = trio.Event()
                 live.update(self.render(), refresh=True)
                 if self._closed:
-                    return
+                    break
                 await trio.sleep(self._interval)
+        if self._chat:  # the last line (the demo's verdict) in full below the view, which may have cut it short
+            _, who, text = self._chat[-1]
+            self._console.print(f"{who}: {text}", markup=False, highlight=False)
 
     def render(self) -> RenderableType:
         """The whole view as it stands, sized to the console."""
@@ -319,13 +323,13 @@ def _summary(rows: list[Row]) -> Text:
 
 
 def can_draw_live(stream: TextIO | None, hint_to: TextIO | None = None) -> bool:
-    """True if ``stream`` is a terminal and ``rich`` is installed.
+    """True if ``stream`` is a terminal that can redraw (not ``TERM=dumb``) and ``rich`` is installed.
 
     On a terminal without ``rich``, write a one-line hint to ``hint_to``
     (stderr by default) and return False: the demo then prints plain lines.
     (``stream`` is None when the process has no stdout: then it is False.)
     """
-    if stream is None or not stream.isatty():
+    if stream is None or not stream.isatty() or os.environ.get("TERM") == "dumb":
         return False
     try:
         import rich  # noqa: F401
