@@ -72,6 +72,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.memory_repeats < 1:
+        parser.error(f"--memory-repeats must be at least 1 (idle memory is measured in that many repeats), "
+                     f"got {args.memory_repeats}")
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        parser.error(f"--json: cannot write {args.json}: its directory does not exist")
     if args.write_into:
         if args.profile:
             parser.error("--write-into writes benchmark tables; --profile prints no tables")
@@ -142,7 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     Clock.cpu = args.clock == "cpu"
     if args.from_json:
-        series, data = load_series(args.from_json)
+        try:
+            series, data = load_series(args.from_json)
+        except OSError as error:
+            make_parser().error(f"--from-json: cannot read {args.from_json}: {error.strerror or error}")
+        except (ValueError, KeyError, TypeError) as error:  # (json's JSONDecodeError is a ValueError)
+            make_parser().error(f"--from-json: {args.from_json} is not a JSON file written by --json: {error!r}")
         if args.write_into:
             source = _source(data.get("command"), data.get("wall_seconds"), data.get("library"))
             write_results(args.write_into, rows(series), scaling_rows(series), source)

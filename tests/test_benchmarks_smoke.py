@@ -220,6 +220,32 @@ def test_write_into_a_page_that_does_not_exist_is_an_error_naming_it(
     assert not page.exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--from-json", "{missing}"], "--from-json: cannot read {missing}: No such file or directory"),
+        (["--from-json", "{corrupt}"], "--from-json: {corrupt} is not a JSON file written by --json: JSONDecodeError"),
+        (["--from-json", "{empty}"], "--from-json: {empty} is not a JSON file written by --json: KeyError('series')"),
+        (["--size", "tiny", "--memory-repeats", "0"], "--memory-repeats must be at least 1"),
+        (["--size", "tiny", "--json", "{missing}/x.json"], "--json: cannot write {missing}/x.json: its directory"),
+    ],
+)
+def test_bad_files_and_counts_are_errors_naming_them_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], says: str
+) -> None:
+    paths = {"missing": str(tmp_path / "missing"), "corrupt": str(tmp_path / "corrupt.json"),
+             "empty": str(tmp_path / "empty.json")}  # fmt: skip
+    (tmp_path / "corrupt.json").write_text("{bad")
+    (tmp_path / "empty.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_:
+        main([option.format(**paths) for option in options])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "repeat 1/" not in err, "nothing ran"
+    assert says.format(**paths) in err.strip().splitlines()[-1]
+
+
 def test_markers_twice_or_in_the_wrong_order_are_errors() -> None:
     with pytest.raises(MarkerError, match=r"page\.md has the marker line <!-- benchmark results: begin .* 2 times"):
         replace_results(f"{RESULTS_BEGIN}\n{RESULTS_BEGIN}\n{RESULTS_END}\n", "x", "page.md")
