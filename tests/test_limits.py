@@ -223,6 +223,13 @@ async def test_a_task_cancelled_while_queued_ends_cancel_without_running(
     assert probe.begun == ["A", "C"]
 
 
+async def racing_rounds(tasks: Tasks, probe: Probe) -> AsyncIterator[tuple[int, str, AsyncTaskHandle]]:
+    """16 rounds, each starting a task A that waits for "go" (it holds the one slot): the round, the id of the
+    B to queue behind it, and A's handle."""
+    for round_ in range(16):
+        yield round_, f"B{round_}", await tasks.start(f"A{round_}", probe, outcome="wait")
+
+
 async def test_a_queued_task_cancelled_just_as_its_slot_frees_never_runs() -> None:
     """The slot of A goes to B in the same scheduling batch in which B is cancelled, still queued.
 
@@ -232,9 +239,7 @@ async def test_a_queued_task_cancelled_just_as_its_slot_frees_never_runs() -> No
     probe = Probe()
     async with open_task_manager() as manager:
         tasks = Tasks(manager, mounted(max_concurrent=1))
-        for round_ in range(16):
-            a, b = f"A{round_}", f"B{round_}"
-            first = await tasks.start(a, probe, outcome="wait")
+        async for round_, b, first in racing_rounds(tasks, probe):
             await tasks.start(b, probe)
             first.notify("go")
             await trio.lowlevel.checkpoint()  # A and this test now run in the same batch
@@ -253,9 +258,7 @@ async def test_a_queued_task_whose_slot_frees_before_its_runner_begins_runs_as_r
     probe = Probe()
     async with open_task_manager() as manager:
         tasks = Tasks(manager, mounted(max_concurrent=1))
-        for round_ in range(16):
-            a, b = f"A{round_}", f"B{round_}"
-            first = await tasks.start(a, probe, outcome="wait")
+        async for round_, b, first in racing_rounds(tasks, probe):
             async with manager.watch("job", b, buffer=None) as events:
                 first.notify("go")  # A ends in its next step, in the same batch as B's runner's first one
                 await tasks.start(b, probe, outcome="wait")
