@@ -8,7 +8,9 @@ what ``is_cancelled`` says, and that nothing is left behind.
 from __future__ import annotations
 
 import gc
+import subprocess
 import sys
+import textwrap
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -550,3 +552,44 @@ async def test_an_interrupt_that_a_cancel_from_outside_meets_leaves_the_manager_
         await interrupted_then_cancelled(outer)
     assert endings.only("C").ctl == FROM_OUTSIDE
     assert endings.only("C").at == 1, "after its cleanup"
+
+
+@pytest.mark.parametrize("where", ["opening the manager", "an unfiltered stop_all"])
+def test_a_ctrl_c_while_the_manager_opens_a_generation_leaves_as_keyboard_interrupt(where: str) -> None:
+    """A Ctrl-C that Trio holds for the main task reaches it inside the start of a generation's nursery (a
+    shielded nursery.start): the start must end, and the KeyboardInterrupt leave trio.run, each task ended once.
+
+    A real SIGINT, in a process of its own: Trio delivers it to the main task at its next checkpoint."""
+    program = textwrap.dedent(
+        f"""
+        import os, signal, trio
+        from trio_tasks import Plugin, open_task_manager
+
+        plugin = Plugin(name="P", module_name="p")
+        ended = []
+
+        @plugin.mount_async_task("parked")
+        async def parked(handle):
+            await trio.sleep_forever()
+
+        def ctrl_c():
+            trio.lowlevel.current_trio_token().run_sync_soon(os.kill, os.getpid(), signal.SIGINT)
+
+        async def main():
+            if {where == "opening the manager"!r}:
+                ctrl_c()
+            async with open_task_manager() as manager:
+                await manager.start("parked", "P", "chat", plugin, on_terminal=ended.append)
+                ctrl_c()
+                await manager.stop_all()
+                await trio.sleep(5)
+
+        try:
+            trio.run(main)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", [ctl.signal.value for ctl in ended])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
+    expected = "[]" if where == "opening the manager" else "['cancel']"
+    assert done.stdout.strip() == f"KeyboardInterrupt {expected}", done.stderr

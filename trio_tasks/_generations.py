@@ -63,7 +63,13 @@ class Generation:
                 self.nursery = nursery
                 live.append(self)
                 nursery.start_soon(self._look_out, name="trio_tasks:generation lookout")
+                waiting_in = trio.lowlevel.current_task().parent_nursery
                 task_status.started()
+                if trio.lowlevel.current_task().parent_nursery is waiting_in:
+                    # Not moved to the manager's nursery: an interrupt (a Ctrl-C) reached the start. End here,
+                    # or start() would wait for this task for ever; the interrupt goes on from there.
+                    self.release()
+                    return
                 # Now in the manager's nursery, under the scopes around the manager: cancelled already?
                 if trio.current_effective_deadline() == -math.inf:
                     self.outside_at = trio.current_time()
