@@ -544,6 +544,26 @@ async def test_keyboard_interrupt_in_body_is_fail_then_propagates(nursery: bool)
     assert bystander.only().ctl.signal is TaskSignal.CANCEL
 
 
+async def test_two_keyboard_interrupts_leave_as_the_first(autojump_clock: trio.testing.MockClock) -> None:
+    """A's body raises one; B's cleanup raises a second (another Ctrl-C landing there): not a group of both."""
+
+    async def cleanup_interrupted(handle: AsyncTaskHandle) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            raise KeyboardInterrupt("B's cleanup")
+
+    async def run() -> None:
+        async with open_task_manager() as manager:
+            await start(manager, "B", cleanup_interrupted)
+            await trio.sleep(1)
+            await start(manager, "A", raising(KeyboardInterrupt("A's body")))
+            await trio.sleep(10)
+
+    with pytest.raises(KeyboardInterrupt, match="A's body"):
+        await run()
+
+
 # -- callbacks, history and the `task` facade -------------------------------------------------------
 
 

@@ -801,8 +801,9 @@ async def open_task_manager(
             :class:`~trio_tasks.TooManyTasks`).
 
     An exception raised in the block propagates unchanged (not wrapped in an
-    ExceptionGroup); so does a KeyboardInterrupt raised by a task body, which
-    cancels the other tasks and async callbacks at once (no grace period).
+    ExceptionGroup); so does a KeyboardInterrupt raised by a task body (the
+    first, if several are), which cancels the other tasks and async
+    callbacks at once (no grace period).
     A cancel from outside that comes while the manager closes (during its
     grace period, say) cuts the close short: the tasks still running end
     CANCEL at once (cancelled from outside), the async callbacks are
@@ -842,6 +843,8 @@ async def open_task_manager(
         elif len(found) == 1 or len(rest) == 1:  # (an interrupt that a cancel from outside met: the interrupt)
             leaf = found[0] if len(found) == 1 else rest[0]
             raise leaf from leaf.__cause__
+        elif all(isinstance(leaf, KeyboardInterrupt) for leaf in rest):  # several interrupts (from several
+            raise rest[0] from rest[0].__cause__  # tasks, or a second Ctrl-C): the first, for `except` to catch
         else:
             raise
     finally:
