@@ -374,7 +374,7 @@ def _failed(handle: AsyncTaskHandle, exc: BaseException) -> TaskCtl:
     if isinstance(exc, WaitCancelled):
         return TaskCtl.cancel(f"Cancelled: {exc}")
     if isinstance(exc, BaseExceptionGroup) and exc.split(WaitCancelled)[1] is None:
-        return TaskCtl.cancel(f"Cancelled: {_first_leaf(exc)}")  # the first wait, however deep the nurseries
+        return TaskCtl.cancel(f"Cancelled: {next(leaves(exc))}")  # the first wait, however deep the nurseries
     errors = list(leaves(exc))  # a group of one error from the body's nurseries is named by that error
     message = error_text(errors[0] if len(errors) == 1 else exc)  # (a broken __str__ must not break the runner)
     logger.error("task %s:%s failed: %s", handle.task_type, handle.task_id, message, exc_info=exc)
@@ -401,10 +401,6 @@ def leaves(exc: BaseException) -> Iterator[BaseException]:
             yield from leaves(inner)
     else:
         yield exc
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    return next(leaves(exc))
 
 
 def _log_cleanup_error(handle: AsyncTaskHandle, exc: BaseException) -> None:
