@@ -582,10 +582,9 @@ class TaskManager:
                 raise rest from None  # an interrupt goes on
             # Its Cancelleds are the task's cancel: raised afresh just below, as one Cancelled.
         else:
-            await _cancel_shielded_checkpoint()
+            await _cancel_shielded_checkpoint()  # delivered: no Cancelled from here on
             return
-        await _checkpoint_if_cancelled()  # a cancel that the callback's error hid still reaches the task
-        await _cancel_shielded_checkpoint()
+        await trio.lowlevel.checkpoint()  # a cancel that the callback's error hid still reaches the task
 
     # -- internals ---------------------------------------------------------------
 
