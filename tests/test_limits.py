@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import math
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -314,6 +315,27 @@ async def test_a_task_keeps_its_slot_through_a_retry_backoff(autojump_clock: tri
         assert [info.status for info in manager.list_tasks() if info.task_id == "B"] == ["queued"]
         await wait_until_idle(manager)
     assert began == [("A", t0), ("A", t0 + 61), ("B", t0 + 62)]
+
+
+async def test_tasks_cancelled_while_queued_behind_a_long_wait_are_let_go(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The one slot is held, a task waits first in line for hours, and thousands queue behind it and are
+    cancelled: with a bounded history, their handles must not pile up in the queue."""
+    probe = Probe()
+    async with open_task_manager(history_limit=10) as manager:
+        tasks = Tasks(manager, mounted(max_concurrent=1))
+        await tasks.start("holder", probe, outcome="wait")
+        await tasks.start("first in line", probe, outcome="wait")
+        for n in range(2_000):
+            await tasks.start(f"C{n}", probe)
+            assert await manager.cancel("job", f"C{n}") is True
+        gc.collect()
+        alive = sum(isinstance(thing, AsyncTaskHandle) for thing in gc.get_objects())
+        assert alive <= 10 + 2 + 8, f"{alive} handles alive: cancelled queued tasks are kept"
+        assert manager.get_running_tasks() == ["job:holder", "job:first in line"]
+        await manager.stop_all()
+    assert tasks.ended("first in line").ctl == TaskCtl.cancel("Cancelled by stop_all()")
 
 
 # -- reject -------------------------------------------------------------------------------------------------

@@ -59,6 +59,14 @@ class Limiter:
             heapq.heappop(waiting)
         return waiting[0][1] if waiting else None
 
+    def forget_abandoned(self) -> None:
+        """An admission waiting here was abandoned (its task ended). Abandoned ones leave the heap when they
+        reach its top; behind a first one that waits long they would pile up, so once they are most of the
+        heap it is rebuilt without them (a rebuild per as many abandons as still wait: amortized O(log n))."""
+        if len(self.waiting) > 2 * self.queued + 8:
+            self.waiting = [entry for entry in self.waiting if not entry[1].abandoned]
+            heapq.heapify(self.waiting)
+
     def hand_on(self) -> None:
         """Give free slots to the tasks that started first."""
         while self.running < self.limit and (admission := self.first_waiting()) is not None:
@@ -117,7 +125,9 @@ class Admission:
             limiter.live -= 1
         if self.held < len(self.slots) and not self.abandoned:
             self.abandoned = True
-            self.slots[self.held].queued -= 1
+            waited_at = self.slots[self.held]
+            waited_at.queued -= 1
+            waited_at.forget_abandoned()
         held = self.slots[: self.held]
         self.held = 0
         for limiter in held:  # every slot back before any is handed on: the next in line may need several
