@@ -31,6 +31,7 @@ from ._handle import AgentNotice, AsyncTaskHandle
 from ._manager import TaskManager, open_task_manager
 from ._plugin import Plugin
 from ._retry import RetryPolicy
+from ._runner import leaves
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -424,9 +425,7 @@ def main(
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
         if _only(exc, OSError):  # stdout cannot be written (a full disk): say so, without a traceback
-            error = exc
-            while isinstance(error, BaseExceptionGroup):  # (Trio's nurseries nest it)
-                error = error.exceptions[0]
+            error = next(leaves(exc))  # (Trio's nurseries nest it)
             print(f"trio_tasks demo: cannot write the output: {error}", file=sys.stderr)
             return 1
         raise
