@@ -555,18 +555,19 @@ async def test_an_interrupt_that_a_cancel_from_outside_meets_leaves_the_manager_
 
 
 @pytest.mark.parametrize("where", ["opening the manager", "an unfiltered stop_all"])
-def test_a_ctrl_c_while_the_manager_opens_a_generation_leaves_as_keyboard_interrupt(where: str) -> None:
-    """A Ctrl-C that Trio holds for the main task reaches it inside the start of a generation's nursery (a
-    shielded nursery.start): the start must end, and the KeyboardInterrupt leave trio.run, each task ended once.
+def test_a_ctrl_c_while_the_manager_opens_a_nursery_leaves_as_keyboard_interrupt(where: str) -> None:
+    """A Ctrl-C that Trio holds for the main task reaches it inside the start of the nursery of the async
+    callbacks or of a generation (each a shielded nursery.start): the start must end, and the
+    KeyboardInterrupt leave trio.run, each task ended once.
 
-    A real SIGINT, in a process of its own: Trio delivers it to the main task at its next checkpoint."""
+    A real SIGINT, in a process of its own: Trio delivers it to the main task at one of its next
+    checkpoints, which one depends on the order Trio runs ready tasks in, so the program tries 40 times."""
     program = textwrap.dedent(
         f"""
         import os, signal, trio
         from trio_tasks import Plugin, open_task_manager
 
         plugin = Plugin(name="P", module_name="p")
-        ended = []
 
         @plugin.mount_async_task("parked")
         async def parked(handle):
@@ -575,7 +576,7 @@ def test_a_ctrl_c_while_the_manager_opens_a_generation_leaves_as_keyboard_interr
         def ctrl_c():
             trio.lowlevel.current_trio_token().run_sync_soon(os.kill, os.getpid(), signal.SIGINT)
 
-        async def main():
+        async def main(ended):
             if {where == "opening the manager"!r}:
                 ctrl_c()
             async with open_task_manager() as manager:
@@ -584,12 +585,14 @@ def test_a_ctrl_c_while_the_manager_opens_a_generation_leaves_as_keyboard_interr
                 await manager.stop_all()
                 await trio.sleep(5)
 
-        try:
-            trio.run(main)
-        except KeyboardInterrupt:
-            print("KeyboardInterrupt", [ctl.signal.value for ctl in ended])
+        for attempt in range(40):
+            ended = []
+            try:
+                trio.run(main, ended)
+            except KeyboardInterrupt:
+                print("KeyboardInterrupt", [ctl.signal.value for ctl in ended], flush=True)
         """
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
     expected = "[]" if where == "opening the manager" else "['cancel']"
-    assert done.stdout.strip() == f"KeyboardInterrupt {expected}", done.stderr
+    assert done.stdout.splitlines() == [f"KeyboardInterrupt {expected}"] * 40, done.stderr

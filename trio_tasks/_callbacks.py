@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
+from ._generations import hand_over
 from ._groups import tick
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -43,7 +44,8 @@ class CallbackNursery:
         """The nursery's own task; start it with ``nursery.start(callbacks.run)``."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            task_status.started()
+            if not hand_over(task_status):  # an interrupt reached the manager's opening
+                return
             with trio.CancelScope(shield=True):  # a task ending late must still find it open
                 await self._all_ended.wait()
 

@@ -11,10 +11,27 @@ import trio
 
 from ._ctl import TaskCtl
 
-__all__ = ["STOP_REASON", "Generation"]
+__all__ = ["STOP_REASON", "Generation", "hand_over"]
 
 STOP_REASON = "trio_tasks stopped every task (an unfiltered stop_all() or the manager's close)"
 """The reason of a generation's cancel: a body's Cancelled says who cancelled it."""
+
+
+def hand_over(task_status: trio.TaskStatus[None]) -> bool:
+    """Call ``task_status.started()``; False if Trio left the task in ``start()``'s own nursery (internal).
+
+    Trio does that when the start was cancelled: here, when an interrupt (a
+    Ctrl-C) reached the task waiting in ``start()``, as it may even in a
+    shielded scope. A task that holds a nursery open in a shield must then
+    end by itself, or ``start()`` waits for it for ever; the interrupt goes
+    on from there::
+
+        if not hand_over(task_status):
+            return
+    """
+    waiting_in = trio.lowlevel.current_task().parent_nursery
+    task_status.started()
+    return trio.lowlevel.current_task().parent_nursery is not waiting_in
 
 
 @final
@@ -63,11 +80,7 @@ class Generation:
                 self.nursery = nursery
                 live.append(self)
                 nursery.start_soon(self._look_out, name="trio_tasks:generation lookout")
-                waiting_in = trio.lowlevel.current_task().parent_nursery
-                task_status.started()
-                if trio.lowlevel.current_task().parent_nursery is waiting_in:
-                    # Not moved to the manager's nursery: an interrupt (a Ctrl-C) reached the start. End here,
-                    # or start() would wait for this task for ever; the interrupt goes on from there.
+                if not hand_over(task_status):
                     self.release()
                     return
                 # Now in the manager's nursery, under the scopes around the manager: cancelled already?
