@@ -38,7 +38,8 @@ Op = tuple[Any, ...]
 
 # Outside events: kind is one of "start", "notify", "cancel_wait", "cancel_all",
 # "cancel" (with grace), "stop_all" (with grace), "stop_all_twice" (two stop_alls at one instant:
-# as one), "stop_chat" (stop_all(chat_key=chat_of(task), grace)), "exit", "outer_cancel".
+# as one), "stop_chat" (stop_all(chat_key=chat_of(task), grace)), "give_up" (the caller of run_task for the
+# task, if it was started that way, is cancelled), "exit", "outer_cancel".
 
 DEADLINE_OFFSET = 1 / 512
 CALLBACK_OFFSET = 1 / 1024
@@ -69,6 +70,11 @@ class TaskSetup:
     script: tuple[Op, ...]
     timeout: int | None = None  # whole seconds; the real deadline adds DEADLINE_OFFSET
     callback: int | None = None  # None: a sync callback; n: async, lasting n + CALLBACK_OFFSET seconds
+    # Started through trio_tasks.testing.run_task, in a task of the driver: a "give_up" cancels that caller,
+    # and the exit cancels every caller still waiting (the driver is cancelled) just before the close begins.
+    # A cancelled caller waits for the task's end, so these come only in scenarios without cleanups; nor with
+    # a queue, whose next task would begin at the exit's instant, racing the close.
+    run_task: bool = False
 
 
 @attrs.frozen
@@ -104,9 +110,9 @@ class Outcome:
 # What names a task's end: the body itself (its terminal, return or exception), a cancel() of it, a
 # stop_all (filtered or not), the manager's close, a cancel from outside the manager (a KeyboardInterrupt
 # in another task's body, too: it came from the user), its deadline, a wait point cancelled (cancel_wait,
-# cancel_all).
-WHYS = ("body", "cancel", "stop_all", "closed", "outside", "timeout", "wait")
-_CANCELS = {"cancel", "stop_all", "closed", "outside", "timeout"}  # a trio.Cancelled reaches the body
+# cancel_all), the caller of run_task cancelled ("left").
+WHYS = ("body", "cancel", "stop_all", "closed", "outside", "timeout", "wait", "left")
+_CANCELS = {"cancel", "stop_all", "closed", "outside", "timeout", "left"}  # a trio.Cancelled reaches the body
 # A prediction may also be several of them joined by "|": any of them, as Trio's order decides.
 
 
@@ -187,7 +193,7 @@ class _Sim:
         return sum(1 for t in self.alive() if not t.queued) + len(self.cleaning())
 
     def end(self, task: _Task, signal: TaskSignal, now: float, why: str = "body") -> None:
-        if task.until_cancel and why in ("cancel", "stop_all", "closed"):
+        if task.until_cancel and why in ("cancel", "stop_all", "closed", "left"):
             why = "body"  # the manager's stop asks before it cancels: the body answers with its own CANCEL
         held = task.alive and not task.queued
         cleans = why in _CANCELS and task.cleanup and task.began and not task.queued and not task.backing_off
@@ -381,6 +387,17 @@ class _Sim:
                     self.ask(task, now)
             elif event.kind == "cancel":
                 self.cancel(task, now, event.grace, "cancel")
+            elif event.kind == "give_up" and task.setup.run_task:
+                self.notes.add("the caller of run_task gave up")
+                self.cancel(task, now, 0, "left")
+
+    def exit_callers(self, now: float) -> None:
+        """The exit cancels the driver: each caller of run_task still waiting cancels its task, at once (with
+        a cancel in flight cut short at the same instant, either names the end), before the close begins."""
+        for task in sorted(self.alive(), key=lambda t: not t.queued):
+            if task.alive and task.setup.run_task:
+                self.notes.add("the exit cancelled a caller of run_task")
+                self.end(task, TaskSignal.CANCEL, now, "|".join(sorted({"left", *task.stops})))
 
     def close(self, now: float) -> float:
         """The manager's block ends at ``now``: returns when async callbacks are cut off. A cancel around
@@ -446,6 +463,7 @@ def predict(scenario: Scenario) -> Prediction:
         if sim.interrupted:
             break
         if event.kind == "exit":
+            sim.exit_callers(event.time)
             cutoff = sim.close(event.time)
             break
         if event.kind == "outer_cancel":

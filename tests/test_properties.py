@@ -5,7 +5,8 @@ without timeouts, cooperative waits for a cancel request, raises, non-TaskCtl
 yields, terminal yields (some inside a nursery of the body), early returns, KeyboardInterrupt, seconds of shielded
 cleanup when cancelled, some raising at its end), per-task deadlines
 and sync or async terminal callbacks, a concurrency limit (queue or reject), a
-retry policy, and outside events (start, notify, cancel_wait, cancel_all,
+retry policy, and outside events (start, also through ``testing.run_task`` whose caller may give up, notify,
+cancel_wait, cancel_all,
 cancel and stop_all (of every task, twice at once, or of one chat) with or without a grace period, manager exit with or
 without a grace period, cancellation of a scope around the manager, also while it closes). Each
 scenario runs for real on a MockClock and must match :mod:`lifecycle_model`:
@@ -59,6 +60,7 @@ from trio_tasks import (
     TooManyTasks,
     open_task_manager,
 )
+from trio_tasks.testing import run_task
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -183,7 +185,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     on_limit = draw(st.sampled_from(["queue", "queue", "reject"]))
     # With a queue, tasks can begin at the same instant (freed slots); a KeyboardInterrupt
     # racing another task at one instant has no single right answer, so those do not mix.
-    interrupts_allowed = limit is None or on_limit == "reject"
+    queue = limit is not None and on_limit == "queue"
+    interrupts_allowed = not queue
     # The model stops at an interrupt; a body cleaning up after it would hold it back while events go on
     # (more starts, another interrupt), so a scenario has cleanups or an interrupt, not both.
     cleanups = draw(st.booleans())
@@ -198,7 +201,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             script.insert(0, draw(_cleanup_ops))
         timeout = draw(st.one_of(st.none(), st.none(), st.integers(0, 6)))
         callback = draw(st.one_of(st.none(), st.integers(0, 3)))
-        tasks.append(TaskSetup(tuple(script), timeout, callback))
+        through_run_task = not cleanups and not queue and draw(st.booleans())
+        tasks.append(TaskSetup(tuple(script), timeout, callback, through_run_task))
     starts = [draw(st.integers(0, 8)) for _ in range(count)]
     others = draw(
         st.lists(
@@ -208,6 +212,12 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             max_size=10,
         )
     )
+    # Half the callers of run_task give up, a few seconds after the start (or never, once the task has ended).
+    others += [
+        ("give_up", i, "a", starts[i] + draw(st.integers(0, 4)), 0)
+        for i, setup in enumerate(tasks)
+        if setup.run_task and draw(st.booleans())
+    ]
     phase = phases(count + len(others) + 1)
     events = [Event(starts[i] + phase[i], "start", i) for i in range(count)]
     events += [
@@ -260,6 +270,8 @@ class Observed:
     escaped_group: str = ""  # an exception group that left the manager's block (never expected)
     leftover: list[str] = attrs.Factory(list)
     watched: list[Watched] = attrs.Factory(list)  # the first: every task, unbounded, eager
+    returned: dict[int, TaskCtl] = attrs.Factory(dict)  # the last TaskCtl run_task returned, by task
+    callers: dict[int, trio.CancelScope] = attrs.Factory(dict)  # around each call of run_task
 
 
 async def _read(
@@ -282,6 +294,7 @@ _NAMED_BY = {
     "Cancelled by stop_all()": "stop_all",
     "Cancelled: the task manager closed": "closed",
     "Cancelled from outside the task manager": "outside",
+    "Cancelled: the caller of run_task stopped waiting for it": "left",
 }
 
 
@@ -324,6 +337,10 @@ async def _apply(
         setup = scenario.tasks[event.task]
         on_terminal = _callback(manager, event.task, setup.callback, seen)
         timeout = None if setup.timeout is None else setup.timeout + DEADLINE_OFFSET
+        if setup.run_task:
+            seen.callers[event.task] = trio.CancelScope()
+            driver.start_soon(_through_run_task, plugin, event.task, setup.script, on_terminal, timeout, seen)
+            return
         try:
             await manager.start(
                 "script", task_id, chat_of(event.task), plugin, setup.script, on_terminal=on_terminal,
@@ -338,6 +355,9 @@ async def _apply(
     elif event.kind == "stop_all_twice":  # two at one instant: each opens a generation; neither stops the other's
         driver.start_soon(partial(manager.stop_all, grace=event.grace))
         driver.start_soon(partial(manager.stop_all, grace=event.grace))
+    elif event.kind == "give_up":
+        if event.task in seen.callers:
+            seen.callers[event.task].cancel()
     elif event.kind == "stop_chat":  # a filtered stop_all: each matching task's own scope, not the shared one
         driver.start_soon(partial(manager.stop_all, chat_key=chat_of(event.task), grace=event.grace))
     elif (handle := manager.get_handle("script", task_id)) is not None:
@@ -347,6 +367,27 @@ async def _apply(
             handle.cancel_wait(event.key)
         elif event.kind == "cancel_all":
             handle.cancel_all()
+
+
+async def _through_run_task(
+    plugin: Plugin,
+    index: int,
+    script: tuple[Op, ...],
+    on_terminal: Callable[[TaskCtl], Any],
+    timeout: float | None,
+    seen: Observed,
+) -> None:
+    """Start task ``index`` with run_task, in a scope that a "give_up" (or the exit) cancels."""
+    with seen.callers[index]:
+        try:
+            ctls = await run_task(
+                plugin, "script", script, task_id=f"t{index}", chat_key=chat_of(index),
+                on_terminal=on_terminal, task_timeout=timeout,
+            )
+        except TooManyTasks:
+            seen.rejected.add(index)
+            return
+        seen.returned[index] = ctls[-1]
 
 
 async def _cancel_at(scope: trio.CancelScope, when: float) -> None:
@@ -427,6 +468,8 @@ def check(prediction: Prediction, seen: Observed) -> None:
     assert seen.interrupted == prediction.interrupted
     assert seen.outer_cancelled == prediction.outer_cancelled
     assert not seen.escaped_group, "an exception group left the manager's block instead of one exception"
+    for index, ctl in seen.returned.items():
+        assert outcome_of(ctl, actual[index].time) == actual[index], "run_task returned the terminal last"
     check_watchers(seen)
 
 

@@ -140,6 +140,30 @@ async def test_a_wait_under_run_task_is_resumed_from_beside(
     assert ctls == [ASKING, TaskCtl.success("answered", data=42)]
 
 
+async def test_a_timeout_around_run_task_cancels_the_task(
+    task_manager: TaskManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    ends: list[TaskCtl] = []
+    with pytest.raises(trio.TooSlowError):
+        with trio.fail_after(10):
+            await run_task(plugin, "answer", "Deploy?", task_id="A1", on_terminal=ends.append)
+    left = TaskCtl.cancel("Cancelled: the caller of run_task stopped waiting for it")
+    assert not task_manager.is_running("answer", "A1"), "not left waiting for its hour"
+    assert ends == [left]
+    assert task_manager.get_state("answer", "A1") == left
+
+
+async def test_a_timeout_around_run_task_in_its_own_manager_cancels_the_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ends: list[TaskCtl] = []
+    with trio.move_on_after(10) as scope:
+        await run_task(plugin, "answer", "Deploy?", task_id="A1", on_terminal=ends.append)
+    assert scope.cancelled_caught
+    assert trio.current_time() == 10, "the task's own manager closed at once, no grace needed"
+    assert ends == [TaskCtl.cancel("Cancelled from outside the task manager")], "the manager is inside the scope"
+
+
 async def test_run_task_in_a_task_that_outlived_its_manager_opens_its_own() -> None:
     ran: list[list[TaskCtl]] = []
     leave = trio.Event()

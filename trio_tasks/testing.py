@@ -23,6 +23,8 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
+import trio
+
 from ._ctl import TaskCtl
 from ._errors import NoTaskManager
 from ._facade import current_manager
@@ -32,6 +34,7 @@ from ._plugin import Plugin
 __all__ = ["run_task"]  # and task_manager, where pytest is installed
 
 _ids = itertools.count(1)
+_LEFT = TaskCtl.cancel("Cancelled: the caller of run_task stopped waiting for it")
 
 
 async def run_task(
@@ -53,7 +56,10 @@ async def run_task(
     ``"run_task-N"``), ``chat_key``, ``task_timeout`` and ``on_terminal``
     go to ``start``. Nothing is dropped, and the list holds the reports the
     manager makes for the task too (queued behind a limit, a retry's
-    back-off)::
+    back-off). As if the body were awaited, a cancel of the caller (a
+    ``trio.fail_after`` around the call) cancels the task: it has ended
+    CANCEL, its ``on_terminal`` run, when the cancel goes on from
+    ``run_task``::
 
         ctls = await run_task(plugin, "my_task", prompt="Generate report")
         assert [ctl.progress for ctl in ctls[:-1]] == [10, 50]
@@ -94,10 +100,17 @@ async def _run(
 ) -> list[TaskCtl]:
     task_id = f"run_task-{next(_ids)}" if task_id is None else task_id
     async with manager.watch(task_type, task_id, buffer=None) as events:
-        await manager.start(
+        handle = await manager.start(
             task_type, task_id, chat_key, plugin, *args, on_terminal=on_terminal, task_timeout=task_timeout, **kwargs
         )
-        return [event.ctl async for event in events]
+        try:
+            return [event.ctl async for event in events]
+        finally:
+            if handle._ended_at is None:  # the caller was cancelled (a timeout around run_task): so is the task
+                manager._cancel_now(handle, _LEFT)
+                with trio.CancelScope(shield=True):  # as an awaited body would, it ends before run_task does
+                    async for _ in events:
+                        pass
 
 
 try:
