@@ -347,7 +347,7 @@ async def test_reject_raises_too_many_tasks_naming_the_limit(autojump_clock: tri
         tasks = Tasks(manager, mounted(max_concurrent=2, on_limit="reject"))
         await tasks.start("A", probe, seconds=5)
         await tasks.start("B", probe, seconds=10)
-        with pytest.raises(TooManyTasks, match=r"max_concurrent=2") as caught:
+        with pytest.raises(TooManyTasks, match=r"at most max_concurrent=2 tasks at once and has 2 ") as caught:
             await tasks.start("C", probe)
         assert isinstance(caught.value, TaskError)
         assert isinstance(caught.value, ValueError)

@@ -49,7 +49,7 @@ class Limiter:
         if self.reject and self.live >= self.limit:
             raise TooManyTasks(
                 f"cannot start {task_type}:{task_id}: {self.what} allows at most max_concurrent={self.limit} "
-                f"tasks at once and {self.live} are running; wait for one to end, or use on_limit='queue'"
+                f"tasks at once and has {self.live} (running or queued); wait for one to end, or use on_limit='queue'"
             )
 
     def first_waiting(self) -> Admission | None:

@@ -154,7 +154,7 @@ class TaskManager:
         """Start ``plugin``'s ``task_type`` body as ``func(handle, *args, **kwargs)``.
 
         Returns once the task is registered and its body has begun (it has
-        run up to its first blocking checkpoint, or ended), or, under a full
+        run up to its first checkpoint, blocking or not, or ended), or, under a full
         concurrency limit with ``on_limit="queue"``, once it is queued: from
         then on :meth:`is_running` is True until it ends and the handle
         accepts ``notify``. Like Trio's own functions it is a checkpoint: a
@@ -236,7 +236,7 @@ class TaskManager:
             )
         self._live[key] = handle
         # Park until the runner has begun (it reschedules us first thing): when
-        # start returns, the body has run up to its first blocking checkpoint.
+        # start returns, the body has run up to its first checkpoint.
         await _wait_task_rescheduled(_refuse_abort)
         return handle
 
