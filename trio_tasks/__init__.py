@@ -35,11 +35,14 @@ from ._errors import (
 from ._facade import task
 from ._handle import AgentNotice, AsyncTaskHandle
 from ._info import TaskInfo
+from ._ki import protect_library as _protect_library
 from ._manager import TaskManager, open_task_manager
 from ._plugin import Plugin
 from ._portal import TaskPortal
 from ._retry import RetryPolicy
 from ._watch import TaskEvent, TaskEvents
+
+_protect_library()  # the library's own code holds a Ctrl-C back to a checkpoint (see _ki)
 
 __all__ = [
     "AgentNotice",

@@ -22,6 +22,7 @@ from ._generations import Generation
 from ._groups import Countdown, Filter, tick
 from ._handle import ENDED_SCOPE, AgentNotice, AsyncTaskHandle
 from ._info import TaskInfo, info_of
+from ._ki import unprotect_body
 from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
 from ._portal import TaskPortal
@@ -228,6 +229,8 @@ class TaskManager:
         if plain:
             generation.nursery.start_soon(run_task, handle, _current_task(), name=name)
         else:
+            if spec.unprotect_each:
+                unprotect_body(handle._body)
             retrying = None if spec.retry is None else Retrying(spec.retry, spec.func, args, kwargs)
             attempt = None if retrying is None else 1
             admission = Admission(handle, limits, attempt) if limits else None  # takes free slots now, or queues

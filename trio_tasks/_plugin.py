@@ -12,6 +12,7 @@ import attrs
 
 from ._checks import check_str, safe_repr, shown
 from ._errors import UnknownTaskType
+from ._ki import body_code, unprotect
 from ._retry import RetryPolicy
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -50,11 +51,12 @@ class TaskSpec:
     max_concurrent: int | None = None
     on_limit: OnLimit = "queue"
     retry: RetryPolicy | None = None
+    unprotect_each: bool = False  # the body's code is not the function's own: unprotect each body at start
     plain: bool = attrs.field(init=False)
 
     @plain.default
     def _no_options(self) -> bool:
-        return not self.fills and self.max_concurrent is None and self.retry is None
+        return not self.fills and self.max_concurrent is None and self.retry is None and not self.unprotect_each
 
 
 def check_limit(max_concurrent: object, on_limit: object) -> None:
@@ -223,7 +225,12 @@ class Plugin:
                     f"choose another name or another plugin"
                 )
             fills = _fillable_parameters(func)
-            self._specs[task_type] = TaskSpec(task_type, func, is_generator, fills, max_concurrent, on_limit, retry)
+            code = body_code(func)
+            if code is not None:  # (a Ctrl-C interrupts the body where it is; see _ki)
+                unprotect(code)
+            self._specs[task_type] = TaskSpec(
+                task_type, func, is_generator, fills, max_concurrent, on_limit, retry, unprotect_each=code is None
+            )
             return func
 
         return decorate

@@ -28,6 +28,7 @@ import trio
 from ._ctl import TaskCtl
 from ._errors import NoTaskManager
 from ._facade import current_manager
+from ._ki import protect
 from ._manager import TaskManager, TerminalCallback, open_task_manager
 from ._plugin import Plugin
 
@@ -133,3 +134,6 @@ else:
         """
         async with open_task_manager() as manager:
             yield manager
+
+
+protect(__name__)
