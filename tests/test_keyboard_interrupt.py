@@ -9,12 +9,16 @@ it with a KeyError.
 
 from __future__ import annotations
 
+import compileall
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -93,7 +97,8 @@ async def scenario(ended: list[str]) -> None:
 
 
 def test_no_line_of_the_library_runs_where_a_ctrl_c_would_be_raised_in_it() -> None:
-    """Every line of trio_tasks that runs in the Trio thread is protected; every line of a body is not."""
+    """Every line of trio_tasks that runs in the Trio thread is protected (contextlib's code that enters and
+    exits the manager's block too); every line of a body is not."""
     unprotected: set[tuple[str, int]] = set()
     body_lines: dict[int, bool] = {}
     bodies = {busy.__code__, asks.__code__, flaky.__code__}
@@ -107,7 +112,8 @@ def test_no_line_of_the_library_runs_where_a_ctrl_c_would_be_raised_in_it() -> N
                 return in_body
 
             return in_body
-        if not code.co_filename.startswith(LIBRARY) or code.co_filename.startswith(DEMO):
+        glue = code.co_filename == contextlib.__file__  # (what asynccontextmanager runs for the library)
+        if not (glue or code.co_filename.startswith(LIBRARY)) or code.co_filename.startswith(DEMO):
             return None
 
         def in_library(frame: FrameType, event: str, arg: Any) -> Any:
@@ -135,12 +141,12 @@ def test_no_line_of_the_library_runs_where_a_ctrl_c_would_be_raised_in_it() -> N
 
 
 def test_a_real_ctrl_c_at_any_line_of_the_library_leaves_as_keyboard_interrupt_with_every_terminal() -> None:
-    """A real SIGINT raised at the n-th line the library runs, for n across the whole scenario, each in a
-    new trio.run: each run must leave as KeyboardInterrupt (never hang, never another error), and every
-    task that started must have ended once."""
+    """A real SIGINT raised at the n-th line the library runs (or contextlib for it), for n across the whole
+    scenario, each in a new trio.run: each run must leave as KeyboardInterrupt (never hang, never another
+    error), and every task that started must have ended once."""
     program = textwrap.dedent(
         f"""
-        import collections, os, signal, sys
+        import collections, contextlib, os, signal, sys
         import trio, trio.testing
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_keyboard_interrupt import LIBRARY, DEMO, scenario
@@ -161,7 +167,7 @@ def test_a_real_ctrl_c_at_any_line_of_the_library_leaves_as_keyboard_interrupt_w
 
         def trace(frame, event, arg):
             name = frame.f_code.co_filename
-            if not name.startswith(LIBRARY) or name.startswith(DEMO):
+            if not (name == contextlib.__file__ or name.startswith(LIBRARY)) or name.startswith(DEMO):
                 return None
             def local(frame, event, arg):
                 if event == "line":
@@ -203,3 +209,39 @@ def test_a_real_ctrl_c_at_any_line_of_the_library_leaves_as_keyboard_interrupt_w
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_library_is_protected_when_installed_without_its_sources(tmp_path: Path) -> None:
+    """A copy of trio_tasks with only .pyc files (as some installers and frozen applications ship it): its
+    code is still protected, here the task's end that calls a sync on_terminal."""
+    copy = tmp_path / "trio_tasks"
+    shutil.copytree(LIBRARY, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert compileall.compile_dir(copy, legacy=True, quiet=1)
+    for source in copy.glob("*.py"):
+        source.unlink()
+    program = textwrap.dedent(
+        """
+        import trio
+        import trio_tasks
+        from trio_tasks import Plugin, TaskCtl, open_task_manager
+
+        assert trio_tasks.__file__.endswith(".pyc"), trio_tasks.__file__
+        plugin = Plugin(name="P", module_name="p")
+
+        @plugin.mount_async_task("t")
+        async def body(handle):
+            yield TaskCtl.success()
+
+        async def main():
+            async with open_task_manager() as manager:
+                await manager.start("t", "T", "chat", plugin, on_terminal=lambda ctl: print(
+                    "protected:", trio.lowlevel.currently_ki_protected()))
+
+        trio.run(main)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert done.stdout.strip() == "protected: True", done.stdout + done.stderr

@@ -7,9 +7,9 @@ manager's bookkeeping (a task half ended, a start half made) could lose a
 terminal or hang ``trio.run``, so every function of trio_tasks is marked
 protected when its module is imported. Task bodies are marked unprotected:
 a Ctrl-C interrupts a body where it is, as it would any Trio task. The
-callbacks the library calls (``on_terminal``, ``on_agent_notice``) run
-protected, as Trio's own callbacks do: a Ctrl-C during one reaches the main
-task at its next checkpoint.
+callbacks the library calls (``on_terminal``, ``on_agent_notice``, a
+plugin's ``on_disabled`` hooks) run protected, as Trio's own callbacks do:
+a Ctrl-C during one reaches the main task at its next checkpoint.
 
 The marks are on code objects (``trio.lowlevel.enable_ki_protection``):
 they cost nothing when the code runs.
@@ -44,10 +44,11 @@ def protect(module_name: str) -> None:
 
     A module calls it last: ``protect(__name__)``.
     """
-    module = sys.modules[module_name]
+    namespace = vars(sys.modules[module_name])
     seen: set[types.CodeType] = set()
-    for function in _functions(vars(module).values(), module_name):
-        _mark(function.__code__, module.__file__, seen)
+    for function in _functions(namespace.values(), module_name):
+        if function.__globals__ is namespace:  # defined here: not imported, nor contextlib's wrapper of one
+            _mark(function.__code__, seen)
 
 
 def protect_library() -> None:
@@ -98,11 +99,11 @@ def _functions(objects: Any, module_name: str) -> Iterator[types.FunctionType]:
             obj = getattr(obj, "__wrapped__", None)  # (asynccontextmanager's wrapper, from contextlib)
 
 
-def _mark(code: types.CodeType, filename: str | None, seen: set[types.CodeType]) -> None:
-    if code.co_filename != filename or code in seen:  # (another module's: Trio's, contextlib's, attrs')
+def _mark(code: types.CodeType, seen: set[types.CodeType]) -> None:
+    if code in seen:
         return
     seen.add(code)
     trio.lowlevel.enable_ki_protection(_Code(code))
-    for const in code.co_consts:
+    for const in code.co_consts:  # the functions, lambdas and comprehensions defined inside it
         if isinstance(const, types.CodeType):
-            _mark(const, filename, seen)
+            _mark(const, seen)

@@ -8,7 +8,8 @@ import math
 import sys
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Any, final
 
 import trio
@@ -764,15 +765,14 @@ def _check_options(
     check_limit(max_concurrent, on_limit)
 
 
-@asynccontextmanager
-async def open_task_manager(
+def open_task_manager(
     *,
     on_agent_notice: NoticeCallback | None = None,
     grace_period: float = 0.0,
     history_limit: int = 10_000,
     max_concurrent: int | None = None,
     on_limit: OnLimit = "queue",
-) -> AsyncIterator[TaskManager]:
+) -> AbstractAsyncContextManager[TaskManager]:
     """Open a :class:`TaskManager` for the duration of an ``async with`` block.
 
     Inside the block (and in the tasks it starts) the module-level
@@ -811,6 +811,37 @@ async def open_task_manager(
     CANCEL at once (cancelled from outside), the async callbacks are
     cancelled, and the ``Cancelled`` goes on from the ``async with``.
     """
+    return _Block(_managed(on_agent_notice, grace_period, history_limit, max_concurrent, on_limit))
+
+
+@final
+class _Block:
+    """The ``async with`` of :func:`open_task_manager`: a class of the library's, so that its enter and exit,
+    and contextlib's code they call, are protected from a Ctrl-C landing in them (see ``_ki``)."""
+
+    __slots__ = ("_managed",)
+
+    def __init__(self, managed: AbstractAsyncContextManager[TaskManager]) -> None:
+        self._managed = managed
+
+    async def __aenter__(self) -> TaskManager:
+        return await self._managed.__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        return await self._managed.__aexit__(exc_type, exc, tb)
+
+
+@asynccontextmanager
+async def _managed(
+    on_agent_notice: NoticeCallback | None,
+    grace_period: float,
+    history_limit: int,
+    max_concurrent: int | None,
+    on_limit: OnLimit,
+) -> AsyncIterator[TaskManager]:
+    """What :func:`open_task_manager`'s block does before and after its body."""
     _check_options(on_agent_notice, grace_period, history_limit, max_concurrent, on_limit)
     raised: BaseException | None = None
     manager: TaskManager | None = None

@@ -122,6 +122,7 @@ else:
     __all__ += ["task_manager"]
 
     @pytest.fixture
+    @trio.lowlevel.enable_ki_protection  # (protect() below does not see through pytest's wrapper)
     async def task_manager() -> AsyncIterator[TaskManager]:
         """A task manager open for the length of one test (pytest-trio).
 
