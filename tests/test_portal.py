@@ -295,3 +295,42 @@ async def test_every_method_called_in_the_trio_thread_raises_at_once(method: str
             CALLS[method](portal)  # a plain call: it must raise, not block the Trio thread
         assert manager.get_running_tasks() == ["approval:A"], "nothing was done"
         await manager.stop_all()
+
+
+def test_in_guest_mode_a_call_from_the_host_loop_is_refused_with_the_way_that_works() -> None:
+    """Embedded in an asyncio program (Trio's guest mode), the host loop's code runs in Trio's thread: a
+    portal call there would block the loop that runs Trio. It is refused, pointing to a worker thread, and
+    the call made that way works."""
+    import asyncio
+
+    seen: list[str] = []
+
+    async def trio_main(portal_ready: asyncio.Future[Any], loop: asyncio.AbstractEventLoop) -> None:
+        async with open_task_manager() as manager:
+            await manager.start("approval", "A", "chat", plugin)
+            loop.call_soon_threadsafe(portal_ready.set_result, manager.portal())
+            while manager.is_running("approval", "A"):
+                await trio.sleep(0.01)
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        portal_ready: asyncio.Future[Any] = loop.create_future()
+        done: asyncio.Future[Any] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            trio_main, portal_ready, loop,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+            host_uses_signal_set_wakeup_fd=True,
+        )  # fmt: skip
+        portal = await portal_ready
+        try:
+            portal.notify("approval", "A", "go", True)
+        except RuntimeError as exc:
+            seen.append(str(exc))
+        notified = await asyncio.wait_for(loop.run_in_executor(None, portal.notify, "approval", "A", "go", True), 10)
+        seen.append(f"from a worker thread: {notified}")
+        (await asyncio.wait_for(done, 10)).unwrap()
+
+    asyncio.run(host())
+    assert "loop.run_in_executor" in seen[0]
+    assert seen[1:] == ["from a worker thread: True"]

@@ -183,7 +183,9 @@ class TaskPortal:
             raise RuntimeError(
                 "TaskPortal methods block until Trio has done the call, so they cannot be called from a "
                 "thread that runs Trio: in the manager's own run use the TaskManager itself (for example "
-                "`await manager.start(...)`); in another Trio run, call the portal through trio.to_thread.run_sync"
+                "`await manager.start(...)`); in another Trio run, call the portal through trio.to_thread.run_sync; "
+                "from the host loop of Trio's guest mode (asyncio code), call it in a worker thread, for example "
+                "with loop.run_in_executor"
             )
 
     def _closed(self) -> ManagerClosed:
