@@ -436,6 +436,38 @@ async def test_many_watchers_of_one_task_each_get_every_event(autojump_clock: tr
     assert all(watcher.events == first for watcher in watchers)
 
 
+async def test_watchers_of_one_task_that_leave_one_by_one_get_nothing_more_and_the_others_go_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    p1, p2, p3 = numbered(3)
+    async with open_task_manager() as manager:
+        streams = {name: manager.watch("script", "T") for name in "ABC"}
+        streams["D"] = manager.watch(chat_key=CHAT)
+        streams["E"], streams["F"] = manager.watch("script", "U"), manager.watch("script", "U")
+        for stream in streams.values():
+            await stream.__aenter__()
+        await streams["A"].__aexit__(None, None, None)  # before T starts: two of its three watches are left
+        await streams["E"].__aexit__(None, None, None)  # before U starts: one of its two
+        t0 = trio.current_time()
+        await start(manager, "T", p1, 1.0, p2, 1.0, p3, 1.0, DONE)
+        await start(manager, "U", p1, DONE)
+        await trio.sleep_until(t0 + 0.5)
+        await streams["B"].__aexit__(None, None, None)
+        await trio.sleep_until(t0 + 1.5)
+        await streams["D"].__aexit__(None, None, None)  # C is T's only watcher from here on
+        await trio.sleep(10)
+        got = {name: [(e.task_id, e.ctl) for e in await read_all(stream)] for name, stream in streams.items()}
+        await streams["C"].__aexit__(None, None, None)
+        await streams["F"].__aexit__(None, None, None)
+    assert got == {
+        "A": [],
+        "B": [("T", p1)],
+        "C": [("T", p1), ("T", p2), ("T", p3), ("T", DONE)],
+        "D": [("T", p1), ("U", p1), ("U", DONE), ("T", p2)],
+        "E": [],
+        "F": [("U", p1), ("U", DONE)],
+    }
+
 @pytest.mark.parametrize("watched", [("script", "S"), ("script",)], ids=["one task", "a type"])
 async def test_readers_sharing_a_stream_each_take_other_events_and_end_only_with_it(
     autojump_clock: trio.testing.MockClock, watched: tuple[str, ...]

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._groups import Countdown
     from ._manager import TaskManager
     from ._plugin import Plugin
-    from ._watch import TaskEvents
+    from ._watch import Watchers
 
 __all__ = ["AgentNotice", "AsyncTaskHandle"]
 
@@ -138,7 +138,7 @@ class AsyncTaskHandle:
     _waits: _Waiter | dict[str, _Waiter] | None = None  # one pending wait is kept bare: most tasks have one
     _pending: dict[str, Any] | None = None
     _countdowns: list[Countdown] | None = None
-    _watchers: list[TaskEvents] | None = None
+    _watchers: Watchers | None = None  # its watches: one bare (the usual case) or a Fanout of several
     _generation: Generation | None = None  # the nursery the task runs in
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 

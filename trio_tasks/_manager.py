@@ -28,7 +28,7 @@ from ._limits import Admission, Limiter
 from ._plugin import OnLimit, Plugin, TaskSpec, check_limit
 from ._portal import TaskPortal
 from ._runner import Retrying, leaves, run_task
-from ._watch import Entry, Subscriptions, TaskEvents, event_filter
+from ._watch import Subscriptions, TaskEvents, event_filter
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -223,8 +223,10 @@ class TaskManager:
         except TypeError as exc:
             raise TypeError(f"cannot start {task_type}:{task_id}: {exc}") from exc
         subscriptions = self._subscriptions
-        if subscriptions.keyed or subscriptions.broad:
+        if subscriptions.broad:
             subscriptions.attach(handle)
+        elif subscriptions.keyed:  # attach(), when only watches of one task alone are open (the usual case)
+            handle._watchers = subscriptions.keyed.pop(key, None)
         handle._generation = generation
         name = f"trio_tasks:{task_type}:{task_id}"
         if plain:
@@ -687,10 +689,8 @@ class TaskManager:
             if len(history) > limit:
                 history.popitem(last=False)
         watchers = handle._watchers
-        if watchers:  # each gets the terminal event; a watch of this one task ends with it
-            entry: Entry = (handle, terminal, ended_at, "ended")
-            for events in watchers:
-                events._push_terminal(entry)
+        if watchers is not None:  # each gets the terminal event; a watch of this one task ends with it
+            watchers._push_terminal((handle, terminal, ended_at, "ended"))
             handle._watchers = None  # the history keeps the handle, not what its watchers buffer
         countdowns = handle._countdowns  # the cancels and stop_alls waiting for this end
         if countdowns is not None:

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from ._handle import AsyncTaskHandle
     from ._limits import Admission
     from ._retry import RetryPolicy
-    from ._watch import Entry
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -107,10 +106,8 @@ async def run_task(
                                             item = attrs.evolve(item, attempt=attempt)
                                         handle._state = item
                                         watchers = handle._watchers
-                                        if watchers:  # publish(), inlined on the hottest path
-                                            entry: Entry = (handle, item, now(), "running")
-                                            for events in watchers:
-                                                events._push_progress(entry)
+                                        if watchers is not None:  # publish(), inlined on the hottest path
+                                            watchers._push_progress((handle, item, now(), "running"))
                                         continue
                                     terminal = item
                                 else:

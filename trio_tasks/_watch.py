@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
     from ._handle import AsyncTaskHandle
 
-__all__ = ["EventFilter", "Subscriptions", "TaskEvent", "TaskEvents", "entry_of", "event_filter", "publish", "report"]
+__all__ = [
+    "EventFilter", "Fanout", "Subscriptions", "TaskEvent", "TaskEvents", "Watchers", "entry_of", "event_filter",
+    "publish", "report",
+]  # fmt: skip
 
 Entry = tuple["AsyncTaskHandle", TaskCtl, float, Status]
 """A buffered update: the task, its TaskCtl, when, its status. It becomes a TaskEvent only when read."""
@@ -110,12 +113,11 @@ class TaskEvents:
         subscriptions = self._subscriptions
         key = self._task_key
         if key is not None and self._matches is None and key not in subscriptions.live and not subscriptions.closed:
-            # The usual watch: of one task yet to start. Its list becomes the task's watchers when it starts.
-            watchers = subscriptions.keyed.get(key)
-            if watchers is None:
-                subscriptions.keyed[key] = [self]
-            else:
-                watchers.append(self)
+            # The usual watch: of one task yet to start. It becomes the task's watchers when it starts.
+            keyed = subscriptions.keyed
+            watchers = keyed.setdefault(key, self)
+            if watchers is not self:  # the task has watchers waiting already
+                keyed[key] = joined(watchers, self)
         else:
             subscriptions.subscribe(self)
         return self
@@ -242,6 +244,58 @@ class EventFilter:
         return ", ".join(given) if given else "all tasks"
 
 
+@final
+class Fanout(list[TaskEvents]):
+    """The watchers of a task that has several (internal): each push hands the update to every one.
+
+    A task with one watcher holds that :class:`TaskEvents` bare instead, as
+    most do: both take the same pushes, so an update is one call either way.
+    """
+
+    __slots__ = ()
+
+    def _push(self, entry: Entry) -> None:
+        for events in self:
+            events._push(entry)
+
+    def _push_progress(self, entry: Entry) -> None:
+        for events in self:
+            events._push_progress(entry)
+
+    def _push_terminal(self, entry: Entry) -> None:
+        for events in self:
+            events._push_terminal(entry)
+
+
+Watchers = TaskEvents | Fanout
+"""A task's watchers: one, bare, or several (internal)."""
+
+
+def joined(watchers: Watchers | None, events: TaskEvents) -> Watchers:
+    """``watchers`` with ``events`` added (internal)."""
+    if watchers is None:
+        return events
+    if isinstance(watchers, Fanout):
+        watchers.append(events)
+        return watchers
+    return Fanout((watchers, events))
+
+
+def without(watchers: Watchers, events: TaskEvents) -> Watchers | None:
+    """``watchers`` with ``events`` taken out, if it was in (internal); None when none is left."""
+    if watchers is events:
+        return None
+    if isinstance(watchers, Fanout) and events in watchers:
+        watchers.remove(events)
+        return watchers if len(watchers) > 1 else watchers[0]
+    return watchers
+
+
+def members(watchers: Watchers) -> Fanout | tuple[TaskEvents]:
+    """Each watcher of ``watchers`` (internal)."""
+    return watchers if isinstance(watchers, Fanout) else (watchers,)
+
+
 def entry_of(handle: AsyncTaskHandle, ctl: TaskCtl) -> Entry:
     """The update of ``handle`` reporting ``ctl`` now (internal)."""
     status: Status = "ended" if ctl.is_terminal else "queued" if handle._queued else "running"
@@ -251,15 +305,15 @@ def entry_of(handle: AsyncTaskHandle, ctl: TaskCtl) -> Entry:
 def report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
     """Make ``ctl`` the task's state and tell its watchers (internal)."""
     handle._state = ctl
-    if handle._watchers:
+    if handle._watchers is not None:
         publish(handle, ctl)
 
 
 def publish(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
     """Hand ``ctl`` to every watcher of ``handle`` (internal; synchronous, never blocks)."""
-    entry = entry_of(handle, ctl)
-    for events in handle._watchers or ():
-        events._push(entry)
+    watchers = handle._watchers
+    if watchers is not None:
+        watchers._push(entry_of(handle, ctl))
 
 
 @final
@@ -267,17 +321,18 @@ class Subscriptions:
     """Which watchers follow which tasks (internal; one per task manager).
 
     A watch of one task that is not running is kept by key until the task
-    starts, when that list becomes the task's own; the other watches are
-    checked against each starting task. Each running task keeps the list of
-    its own watchers (``handle._watchers``), so an update costs nothing
-    without watchers and one list walk with them.
+    starts, when it becomes the task's own; the other watches are checked
+    against each starting task. Each running task keeps its own watchers
+    (``handle._watchers``: None, one :class:`TaskEvents`, or a
+    :class:`Fanout`), so an update costs nothing without watchers and one
+    push with them.
     """
 
     __slots__ = ("broad", "closed", "keyed", "live")
 
     def __init__(self, live: dict[tuple[str, str], AsyncTaskHandle]) -> None:
         self.live = live  # the manager's running tasks
-        self.keyed: dict[tuple[str, str], list[TaskEvents]] = {}
+        self.keyed: dict[tuple[str, str], Watchers] = {}
         self.broad: list[TaskEvents] = []
         self.closed = False
 
@@ -297,10 +352,7 @@ class Subscriptions:
             self.broad.append(events)
             handles = [handle for handle in live.values() if matches(handle)]
         for handle in handles:
-            if handle._watchers is None:
-                handle._watchers = [events]
-            else:
-                handle._watchers.append(events)
+            handle._watchers = joined(handle._watchers, events)
             if handle._state is not None:
                 events._push(entry_of(handle, handle._state))
 
@@ -310,10 +362,12 @@ class Subscriptions:
         key = events._task_key
         if key is not None and events._matches is None:
             watchers = self.keyed.get(key)
-            if watchers is not None and events in watchers:
-                watchers.remove(events)
-                if not watchers:
+            if watchers is not None and events in members(watchers):
+                rest = without(watchers, events)
+                if rest is None:
                     del self.keyed[key]
+                else:
+                    self.keyed[key] = rest
                 return
             handle = live.get(key)
             handles = [] if handle is None else [handle]
@@ -322,23 +376,21 @@ class Subscriptions:
                 self.broad.remove(events)
             handles = list(live.values())
         for handle in handles:
-            if handle._watchers is not None and events in handle._watchers:
-                handle._watchers.remove(events)
+            if handle._watchers is not None:
+                handle._watchers = without(handle._watchers, events)
 
     def attach(self, handle: AsyncTaskHandle) -> None:
-        """A task starts: the watches waiting for it become its watchers, with the other watches it matches."""
+        """A task starts: the watches waiting for it become its watchers, with the other watches it matches.
+
+        (``start`` itself does this for a task when no watch but watches of one task alone is open.)"""
         watchers = self.keyed.pop(handle._key, None) if self.keyed else None
-        if self.broad:
-            for events in self.broad:
-                if not events._closed and events._matches is not None and events._matches(handle):
-                    if watchers is None:
-                        watchers = [events]
-                    else:
-                        watchers.append(events)
+        for events in self.broad:
+            if not events._closed and events._matches is not None and events._matches(handle):
+                watchers = joined(watchers, events)
         handle._watchers = watchers
 
     def close(self) -> None:
         """Every task has ended: every watch ends once read."""
         self.closed = True
-        for events in [*self.broad, *(events for watchers in self.keyed.values() for events in watchers)]:
+        for events in [*self.broad, *(events for watchers in self.keyed.values() for events in members(watchers))]:
             events._close()
