@@ -106,7 +106,7 @@ async def run_task(
                                             item = attrs.evolve(item, attempt=attempt)
                                         handle._state = item
                                         watchers = handle._watchers
-                                        if watchers is not None:  # publish(), inlined on the hottest path
+                                        if watchers is not None:  # report(), inlined on the hottest path
                                             watchers._push_progress((handle, item, now(), "running"))
                                         continue
                                     terminal = item

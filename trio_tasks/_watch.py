@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EventFilter", "Fanout", "Subscriptions", "TaskEvent", "TaskEvents", "Watchers", "entry_of", "event_filter",
-    "publish", "report",
+    "report",
 ]  # fmt: skip
 
 Entry = tuple["AsyncTaskHandle", TaskCtl, float, Status]
@@ -303,14 +303,8 @@ def entry_of(handle: AsyncTaskHandle, ctl: TaskCtl) -> Entry:
 
 
 def report(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
-    """Make ``ctl`` the task's state and tell its watchers (internal)."""
+    """Make ``ctl`` the task's state and hand it to its watchers (internal; synchronous, never blocks)."""
     handle._state = ctl
-    if handle._watchers is not None:
-        publish(handle, ctl)
-
-
-def publish(handle: AsyncTaskHandle, ctl: TaskCtl) -> None:
-    """Hand ``ctl`` to every watcher of ``handle`` (internal; synchronous, never blocks)."""
     watchers = handle._watchers
     if watchers is not None:
         watchers._push(entry_of(handle, ctl))
