@@ -690,3 +690,57 @@ async def test_a_negative_int_too_long_to_show_is_named_by_its_size_and_sign() -
     with pytest.raises(ValueError, match=r"history_limit must be >= 0 .*got a negative int of about 5,001 digits"):
         async with open_task_manager(history_limit=-(10**5000)):
             pytest.fail("the block must not run")
+
+
+class _UnshowableError(Exception):
+    pass
+
+
+class _Unshowable:
+    """A bad argument whose own ``repr()`` fails."""
+
+    def __repr__(self) -> str:
+        raise _UnshowableError("repr failed")
+
+
+_UNSHOWABLE_ARGUMENTS: list[tuple[str, Callable[[TaskManager, object], Any]]] = [
+    ("task_id", lambda manager, bad: manager.start("park", bad, "chat", plugin)),
+    ("chat_key", lambda manager, bad: manager.start("park", "P", bad, plugin)),
+    ("plugin", lambda manager, bad: manager.start("park", "P", "chat", bad)),
+    ("on_terminal", lambda manager, bad: manager.start("park", "P", "chat", plugin, on_terminal=bad)),
+    ("task_type", lambda manager, bad: manager.is_running(bad, "P")),
+    ("buffer", lambda manager, bad: manager.watch("park", "P", buffer=bad)),
+    ("message", lambda manager, bad: TaskCtl.success(bad)),
+    ("percent", lambda manager, bad: TaskCtl.report_progress("half", bad)),
+    ("name", lambda manager, bad: Plugin(name=bad, module_name="m")),
+    ("on_limit", lambda manager, bad: plugin.mount_async_task("other", on_limit=bad)),
+    ("retry_on", lambda manager, bad: RetryPolicy(retry_on=bad)),
+    ("attempts", lambda manager, bad: RetryPolicy(attempts=bad)),
+]
+
+
+_INT_IS_VALID = {"buffer", "percent", "attempts"}  # a huge int for these is a ValueError, tested above
+_UNSHOWABLE_CASES = [
+    pytest.param(argument, call, bad, id=f"{kind}-{argument}")
+    for kind, bad in [("repr_fails", _Unshowable()), ("int_too_long_for_str", 10**5000)]
+    for argument, call in _UNSHOWABLE_ARGUMENTS
+    if not (isinstance(bad, int) and argument in _INT_IS_VALID)
+]
+
+
+async def _called(call: Callable[[TaskManager, object], Any], manager: TaskManager, bad: object) -> None:
+    result = call(manager, bad)
+    if inspect.isawaitable(result):
+        await result
+
+
+@pytest.mark.parametrize(("argument", "call", "bad"), _UNSHOWABLE_CASES)
+async def test_a_bad_argument_that_cannot_be_shown_still_gets_the_error_naming_the_argument(
+    argument: str, call: Callable[[TaskManager, object], Any], bad: object
+) -> None:
+    """A value whose repr() raises (or an int past Python's digit limit) is named by its type or size."""
+    shown = "<a _Unshowable whose repr() failed>" if isinstance(bad, _Unshowable) else "an int of about 5,001 digits"
+    async with open_task_manager() as manager:
+        with pytest.raises(TypeError, match=rf"{argument} .*got {re.escape(shown)}"):
+            await _called(call, manager, bad)
+        assert manager.get_running_tasks() == []

@@ -12,7 +12,7 @@ def check_str(what: str, value: object, *, empty_ok: bool = True) -> None:
     """Raise TypeError unless ``value`` is a str (non-empty unless ``empty_ok``)."""
     if not isinstance(value, str) or not (empty_ok or value):
         kind = "str" if empty_ok else "non-empty str"
-        raise TypeError(f"{what} must be a {kind}, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{what} must be a {kind}, got {safe_repr(value)} ({type(value).__name__})")
 
 
 def check_number(
@@ -33,7 +33,7 @@ def check_number(
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         of = f" of{unit}" if unit else ""
-        raise TypeError(f"{what} must be a number{of}{hint}, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{what} must be a number{of}{hint}, got {safe_repr(value)} ({type(value).__name__})")
     above = value >= low if low_ok else value > low
     if not (above and (inf_ok or value < math.inf)):  # NaN fails every comparison
         raise ValueError(f"{what} must be {_bound(low, low_ok, inf_ok, unit)}{hint}, got {shown(value)}")

@@ -7,7 +7,7 @@ from typing import Any, final
 
 import attrs
 
-from ._checks import shown
+from ._checks import safe_repr, shown
 
 __all__ = ["TaskCtl", "TaskSignal"]
 
@@ -32,7 +32,7 @@ class TaskSignal(str, enum.Enum):
 def _check_percent(percent: object) -> None:
     if isinstance(percent, bool) or not isinstance(percent, (int, float)):
         raise TypeError(
-            f"percent must be an int or float from 0 to 100, got {percent!r} "
+            f"percent must be an int or float from 0 to 100, got {safe_repr(percent)} "
             f"({type(percent).__name__})"
         )
     if not 0 <= percent <= 100:  # NaN fails both comparisons
@@ -75,10 +75,10 @@ class TaskCtl:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.signal, TaskSignal):
-            raise TypeError(f"signal must be a TaskSignal, got {self.signal!r}")
+            raise TypeError(f"signal must be a TaskSignal, got {safe_repr(self.signal)}")
         if not isinstance(self.message, str):
             raise TypeError(
-                f"message must be a str, got {self.message!r} "
+                f"message must be a str, got {safe_repr(self.message)} "
                 f"({type(self.message).__name__})"
             )
         if self.signal is TaskSignal.PROGRESS:
@@ -86,11 +86,11 @@ class TaskCtl:
         elif self.progress is not None:
             raise ValueError(
                 f"progress is only set for progress reports, "
-                f"got progress={self.progress!r} with signal {self.signal.value!r}"
+                f"got progress={safe_repr(self.progress)} with signal {self.signal.value!r}"
             )
         if self.attempt is not None:
             if isinstance(self.attempt, bool) or not isinstance(self.attempt, int):
-                raise TypeError(f"attempt must be None or an int >= 1, got {self.attempt!r}")
+                raise TypeError(f"attempt must be None or an int >= 1, got {safe_repr(self.attempt)}")
             if self.attempt < 1:
                 raise ValueError(f"attempt must be None or an int >= 1, got {shown(self.attempt)}")
 

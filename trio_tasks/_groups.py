@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, final
 import attrs
 import trio
 
-from ._checks import check_str
+from ._checks import check_str, safe_repr
 from ._plugin import Plugin
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Filter:
 
     def __attrs_post_init__(self) -> None:
         if self.plugin is not None and not isinstance(self.plugin, Plugin):
-            raise TypeError(f"the plugin filter must be a trio_tasks.Plugin or None, got {self.plugin!r}")
+            raise TypeError(f"the plugin filter must be a trio_tasks.Plugin or None, got {safe_repr(self.plugin)}")
         if self.task_type is not None:
             check_str("the task_type filter", self.task_type)
         if self.chat_key is not None:

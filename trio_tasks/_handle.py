@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, final
 import attrs
 import trio
 
-from ._checks import check_number, check_str
+from ._checks import check_number, check_str, safe_repr
 from ._ctl import TaskCtl
 from ._errors import WaitCancelled
 
@@ -376,9 +376,9 @@ class AsyncTaskHandle:
             ManagerClosed: the manager's block has ended (and every task with it).
         """
         if not isinstance(message, str):
-            raise TypeError(f"message must be a str, got {message!r} ({type(message).__name__})")
+            raise TypeError(f"message must be a str, got {safe_repr(message)} ({type(message).__name__})")
         if not isinstance(trigger, bool):
-            raise TypeError(f"trigger must be a bool, got {trigger!r}")
+            raise TypeError(f"trigger must be a bool, got {safe_repr(trigger)}")
         notice = AgentNotice(self.task_type, self.task_id, self.chat_key, message, trigger)
         await self._manager._deliver_notice(notice)
 

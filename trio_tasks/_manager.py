@@ -15,7 +15,7 @@ from typing import Any, final
 import trio
 
 from ._callbacks import CallbackNursery
-from ._checks import check_number, check_str, shown
+from ._checks import check_number, check_str, safe_repr, shown
 from ._ctl import TaskCtl
 from ._errors import ManagerClosed, TaskAlreadyRunning
 from ._facade import bind_manager, unbind_manager
@@ -205,7 +205,7 @@ class TaskManager:
         if task_type.__class__ is not str or task_id.__class__ is not str or chat_key.__class__ is not str:
             _check_ids(task_type, task_id, chat_key)
         if plugin.__class__ is not Plugin:
-            raise TypeError(f"plugin must be a trio_tasks.Plugin, got {plugin!r}")
+            raise TypeError(f"plugin must be a trio_tasks.Plugin, got {safe_repr(plugin)}")
         spec = plugin._specs.get(task_type) or plugin._spec(task_type)
         key = (task_type, task_id)
         if key in self._live:
@@ -214,7 +214,7 @@ class TaskManager:
                 f"wait for it to end or cancel it before starting it again"
             )
         if on_terminal is not None and not callable(on_terminal):
-            raise TypeError(f"on_terminal must be a callable taking the terminal TaskCtl, got {on_terminal!r}")
+            raise TypeError(f"on_terminal must be a callable taking the terminal TaskCtl, got {safe_repr(on_terminal)}")
         plain = spec.plain and task_timeout is None and self._limit is None  # no option to apply: the usual start
         limits = _NO_LIMITS if plain else self._apply_options(spec, task_id, chat_key, task_timeout, args, kwargs)
         handle = AsyncTaskHandle(task_type, task_id, chat_key, plugin, self, key, on_terminal, self._now())
@@ -517,7 +517,7 @@ class TaskManager:
             return TaskEvents(self._subscriptions, None, (task_type, task_id), buffer)
         matches, key = event_filter(task_type, task_id, chat_key)
         if buffer is not None and (isinstance(buffer, bool) or not isinstance(buffer, int)):
-            raise TypeError(f"buffer must be None or an int >= 1, got {buffer!r}")
+            raise TypeError(f"buffer must be None or an int >= 1, got {safe_repr(buffer)}")
         if buffer is not None and buffer < 1:
             raise ValueError(f"buffer must be >= 1 (or None to keep every event), got {shown(buffer)}")
         return TaskEvents(self._subscriptions, matches, key, math.inf if buffer is None else buffer)
@@ -756,10 +756,10 @@ def _check_options(
     on_agent_notice: object, grace_period: object, history_limit: object, max_concurrent: object, on_limit: object
 ) -> None:
     if on_agent_notice is not None and not callable(on_agent_notice):
-        raise TypeError(f"on_agent_notice must be a callable taking an AgentNotice, got {on_agent_notice!r}")
+        raise TypeError(f"on_agent_notice must be a callable taking an AgentNotice, got {safe_repr(on_agent_notice)}")
     check_number("grace_period", grace_period, unit=" seconds")
     if isinstance(history_limit, bool) or not isinstance(history_limit, int):
-        raise TypeError(f"history_limit must be an int, got {history_limit!r}")
+        raise TypeError(f"history_limit must be an int, got {safe_repr(history_limit)}")
     if history_limit < 0:
         raise ValueError(f"history_limit must be >= 0 (0 keeps no history), got {shown(history_limit)}")
     check_limit(max_concurrent, on_limit)

@@ -62,14 +62,14 @@ class TaskSpec:
 def check_limit(max_concurrent: object, on_limit: object) -> None:
     """Check a ``max_concurrent`` / ``on_limit`` pair (internal; the manager's too)."""
     if max_concurrent is not None and (isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int)):
-        raise TypeError(f"max_concurrent must be None or an int >= 1, got {max_concurrent!r}")
+        raise TypeError(f"max_concurrent must be None or an int >= 1, got {safe_repr(max_concurrent)}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ValueError(f"max_concurrent must be >= 1 (or None for no limit), got {shown(max_concurrent)}")
     if on_limit != "queue" and on_limit != "reject":
         error = ValueError if isinstance(on_limit, str) else TypeError
         raise error(
             f"on_limit must be 'queue' (the task waits for a free slot) or 'reject' (start raises TooManyTasks), "
-            f"got {on_limit!r}"
+            f"got {safe_repr(on_limit)}"
         )
 
 
@@ -146,7 +146,7 @@ class Plugin:
         for field in ("description", "version", "author", "url"):
             value = getattr(self, field)
             if not isinstance(value, str):
-                raise TypeError(f"Plugin {field} must be a str, got {value!r}")
+                raise TypeError(f"Plugin {field} must be a str, got {safe_repr(value)}")
 
     @property
     def task_types(self) -> list[str]:
@@ -202,7 +202,7 @@ class Plugin:
         check_str("task_type", task_type, empty_ok=False)
         check_limit(max_concurrent, on_limit)
         if retry is not None and not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be None or a trio_tasks.RetryPolicy, got {retry!r}")
+            raise TypeError(f"retry must be None or a trio_tasks.RetryPolicy, got {safe_repr(retry)}")
         if ":" in task_type:
             raise ValueError(
                 f"task_type {task_type!r} must not contain ':' "
@@ -217,7 +217,7 @@ class Plugin:
             else:
                 raise TypeError(
                     f"mount_async_task({task_type!r}) needs an async generator function "
-                    f"(yielding TaskCtl) or an `async def` function, got {func!r}"
+                    f"(yielding TaskCtl) or an `async def` function, got {safe_repr(func)}"
                 )
             if task_type in self._specs:
                 raise ValueError(
@@ -270,7 +270,9 @@ class Plugin:
 
         def decorate(func: F) -> F:
             if not inspect.iscoroutinefunction(func) or not _callable_without_arguments(func):
-                raise TypeError(f"on_disabled() needs an `async def` function taking no arguments, got {func!r}")
+                raise TypeError(
+                    f"on_disabled() needs an `async def` function taking no arguments, got {safe_repr(func)}"
+                )
             self._cleanup.append(func)
             return func
 

@@ -8,7 +8,7 @@ from typing import final
 
 import attrs
 
-from ._checks import check_number, shown
+from ._checks import check_number, safe_repr, shown
 from ._errors import WaitCancelled
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -22,7 +22,7 @@ def _to_exception_types(value: type[Exception] | tuple[type[Exception], ...]) ->
     types = tuple(kind for kind in given if isinstance(kind, type) and issubclass(kind, Exception))
     if not types or len(types) != len(given):
         raise TypeError(
-            f"RetryPolicy retry_on must be an Exception subclass or a tuple of them, got {value!r}; "
+            f"RetryPolicy retry_on must be an Exception subclass or a tuple of them, got {safe_repr(value)}; "
             f"cancellation and BaseExceptions (KeyboardInterrupt) are never retried"
         )
     return types
@@ -66,7 +66,7 @@ class RetryPolicy:
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
-            raise TypeError(f"RetryPolicy attempts must be an int, got {self.attempts!r}")
+            raise TypeError(f"RetryPolicy attempts must be an int, got {safe_repr(self.attempts)}")
         if self.attempts < 1:
             raise ValueError(f"RetryPolicy attempts counts every run, the first included: it must be >= 1, "
                              f"got {shown(self.attempts)}")
