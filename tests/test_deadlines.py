@@ -7,7 +7,9 @@ task still running FAIL with a :class:`TaskTimeout` as ``data``. Bodies record w
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -153,6 +155,20 @@ async def test_deadline_during_a_wait_fails_with_task_timeout(autojump_clock: tr
     assert end.at == t0 + 5
     assert "waits:T" in end.ctl.message
     assert trace.finally_at == [t0 + 5], "the body's finally ran, at the deadline"
+
+
+async def test_a_timed_out_terminal_can_be_copied_and_pickled(autojump_clock: trio.testing.MockClock) -> None:
+    """Its TaskTimeout keeps its arguments, as built-in exceptions do, so copy and pickle rebuild it."""
+    async with open_task_manager() as manager:
+        ends = await start(manager, "waits", Trace(), task_timeout=2.5)
+        await wait_until_idle(manager)
+    ctl = timed_out(ends, 2.5).ctl
+    for copied in (copy.deepcopy(ctl), pickle.loads(pickle.dumps(ctl))):
+        assert copied.signal is TaskSignal.FAIL
+        assert copied.message == ctl.message
+        assert isinstance(copied.data, TaskTimeout)
+        assert (copied.data.task, copied.data.timeout) == ("waits:T", 2.5)
+        assert str(copied.data) == str(ctl.data) == "task waits:T ran past its task_timeout of 2.5 seconds"
 
 
 async def test_a_task_ending_before_its_deadline_is_unaffected(autojump_clock: trio.testing.MockClock) -> None:

@@ -7,7 +7,9 @@ the task's SUCCESS, so the test can assert on what the body saw after the task h
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
+import pickle
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -166,6 +168,8 @@ async def test_cancel_wait_raises_wait_cancelled_in_the_wait() -> None:
     async def catch(handle: AsyncTaskHandle) -> Any:
         with pytest.raises(WaitCancelled) as info:
             await handle.wait("k")
+        for copied in (info.value, copy.copy(info.value), pickle.loads(pickle.dumps(info.value))):
+            assert (str(copied), copied.key) == ("wait 'k' was cancelled", "k"), "its copies say the same"
         return info.value.key
 
     async with open_task_manager() as manager:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._checks import safe_repr
+
 __all__ = [
     "ManagerClosed",
     "NoTaskManager",
@@ -66,13 +68,26 @@ class TaskTimeout(TaskError, TimeoutError):
         # ... 600 seconds later, if still running:
         # get_state(...).signal is TaskSignal.FAIL and .data is a TaskTimeout
 
+    Like the built-in exceptions, it keeps its arguments in ``args``, so
+    that a terminal holding it can be copied and pickled:
+
+    >>> import pickle
+    >>> str(pickle.loads(pickle.dumps(TaskTimeout("render:R1", 600))))
+    'task render:R1 ran past its task_timeout of 600 seconds'
+
     Attributes:
+        task: the task, as ``"task_type:task_id"``.
         timeout: the limit, in seconds.
     """
 
     def __init__(self, task: str, timeout: float) -> None:
-        super().__init__(f"task {task} ran past its task_timeout of {timeout:g} seconds")
+        super().__init__(task, timeout)
+        self.task = task
         self.timeout = timeout
+
+    def __str__(self) -> str:
+        seconds = f"{self.timeout:g}" if isinstance(self.timeout, float) else safe_repr(self.timeout)
+        return f"task {self.task} ran past its task_timeout of {seconds} seconds"
 
 
 class NoTaskManager(TaskError, RuntimeError):
@@ -110,10 +125,15 @@ class WaitCancelled(TaskError):
             yield TaskCtl.fail("The approval request was withdrawn")
             return
 
+    It keeps ``key`` in ``args``, so that it can be copied and pickled.
+
     Attributes:
         key: the wait point that was cancelled.
     """
 
     def __init__(self, key: str) -> None:
-        super().__init__(f"wait {key!r} was cancelled")
+        super().__init__(key)
         self.key = key
+
+    def __str__(self) -> str:
+        return f"wait {safe_repr(self.key)} was cancelled"
