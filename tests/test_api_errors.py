@@ -744,3 +744,29 @@ async def test_a_bad_argument_that_cannot_be_shown_still_gets_the_error_naming_t
         with pytest.raises(TypeError, match=rf"{argument} .*got {re.escape(shown)}"):
             await _called(call, manager, bad)
         assert manager.get_running_tasks() == []
+
+
+async def test_a_task_manager_is_made_by_open_task_manager_only() -> None:
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(TypeError, match=r"TaskManager is not made directly: use `async with .*open_task_manager"):
+            TaskManager(nursery)
+    async with open_task_manager() as manager:
+        assert isinstance(manager, TaskManager)
+        with pytest.raises(TypeError, match=r"TaskPortal is not made directly: get one with `manager.portal\(\)`"):
+            trio_tasks.TaskPortal(manager, trio.lowlevel.current_trio_token())
+        assert isinstance(manager.portal(), trio_tasks.TaskPortal)
+
+
+async def test_an_open_task_manager_block_is_entered_once() -> None:
+    """Entering it again, after its end or inside it, says to call open_task_manager() again."""
+    again = r"open_task_manager\(\) block was entered already; call open_task_manager\(\) again"
+    block = open_task_manager()
+    async with block as manager:
+        await manager.start("park", "P", "chat", plugin)
+        with pytest.raises(RuntimeError, match=again):
+            async with block:
+                pytest.fail("the block must not run")
+        assert manager.is_running("park", "P"), "the first block goes on"
+    with pytest.raises(RuntimeError, match=again):
+        async with block:
+            pytest.fail("the block must not run")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any, NoReturn, TypeVar
 
-__all__ = ["check_number", "check_str", "error_text", "safe_repr", "shown"]
+__all__ = ["MadeByTheLibrary", "check_number", "check_str", "error_text", "safe_repr", "shown"]
+
+T = TypeVar("T")
 
 
 def check_str(what: str, value: object, *, empty_ok: bool = True) -> None:
@@ -81,3 +84,16 @@ def _digits(value: int) -> str:
 def _bound(low: float, low_ok: bool, inf_ok: bool, unit: str) -> str:
     bound = f"{'>=' if low_ok else '>'} {low:g}{unit}"
     return bound if inf_ok else f"{bound} and finite"
+
+
+class MadeByTheLibrary(type):
+    """The metaclass of a public class only trio_tasks itself makes: calling the class raises TypeError
+    naming the way to get one (its ``_how`` attribute); the library makes one with ``cls._create(...)``."""
+
+    _how: str
+
+    def __call__(cls, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(f"trio_tasks.{cls.__qualname__} is not made directly: {cls._how}")
+
+    def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
+        return type.__call__(cls, *args, **kwargs)  # type: ignore[no-any-return]

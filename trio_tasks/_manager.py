@@ -15,7 +15,7 @@ from typing import Any, final
 import trio
 
 from ._callbacks import CallbackNursery
-from ._checks import check_number, check_str, safe_repr, shown
+from ._checks import MadeByTheLibrary, check_number, check_str, safe_repr, shown
 from ._ctl import TaskCtl
 from ._errors import ManagerClosed, TaskAlreadyRunning
 from ._facade import bind_manager, unbind_manager
@@ -79,7 +79,7 @@ def _check_grace(grace: object) -> float:
 
 
 @final
-class TaskManager:
+class TaskManager(metaclass=MadeByTheLibrary):
     """Runs background tasks inside one Trio nursery; the seed's global ``task`` API.
 
     Get one from :func:`open_task_manager`. Every task runs in a nursery
@@ -91,6 +91,8 @@ class TaskManager:
             print(manager.get_state("render", "R1"))
             await manager.cancel("render", "R1")
     """
+
+    _how = "use `async with trio_tasks.open_task_manager(...) as manager:`"
 
     def __init__(
         self,
@@ -532,7 +534,7 @@ class TaskManager:
             portal = manager.portal()
             await trio.to_thread.run_sync(gui_main_loop, portal)
         """
-        return TaskPortal(self, self._trio_token)
+        return TaskPortal._create(self, self._trio_token)
 
     # -- agent notices ---------------------------------------------------------------
 
@@ -819,12 +821,19 @@ class _Block:
     """The ``async with`` of :func:`open_task_manager`: a class of the library's, so that its enter and exit,
     and contextlib's code they call, are protected from a Ctrl-C landing in them (see ``_ki``)."""
 
-    __slots__ = ("_managed",)
+    __slots__ = ("_entered", "_managed")
 
     def __init__(self, managed: AbstractAsyncContextManager[TaskManager]) -> None:
         self._managed = managed
+        self._entered = False
 
     async def __aenter__(self) -> TaskManager:
+        if self._entered:
+            raise RuntimeError(
+                "this open_task_manager() block was entered already; "
+                "call open_task_manager() again for another task manager"
+            )
+        self._entered = True
         return await self._managed.__aenter__()
 
     async def __aexit__(
@@ -847,7 +856,7 @@ async def _managed(
     manager: TaskManager | None = None
     try:
         async with trio.open_nursery() as nursery:
-            manager = TaskManager(
+            manager = TaskManager._create(
                 nursery,
                 on_agent_notice=on_agent_notice,
                 grace_period=grace_period,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import trio
 
-from ._checks import check_str
+from ._checks import MadeByTheLibrary, check_str
 from ._ctl import TaskCtl
 from ._errors import ManagerClosed
 
@@ -31,7 +31,7 @@ def _in_trio_thread() -> bool:
 
 
 @final
-class TaskPortal:
+class TaskPortal(metaclass=MadeByTheLibrary):
     """The task manager's API for other threads; get one with ``manager.portal()``.
 
     Each method blocks its thread until Trio has done the call and returns
@@ -53,6 +53,7 @@ class TaskPortal:
     """
 
     __slots__ = ("_manager", "_token")
+    _how = "get one with `manager.portal()`"
 
     def __init__(self, manager: TaskManager, token: trio.lowlevel.TrioToken) -> None:
         self._manager = manager
