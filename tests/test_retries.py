@@ -7,6 +7,7 @@ time in a :class:`Attempts` log, so the tests can see the backoff on the clock.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -341,6 +342,18 @@ async def test_without_a_policy_states_carry_no_attempt(autojump_clock: trio.tes
 
 
 # -- RetryPolicy -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failed_attempt", "error", "shown"),
+    [(0, ValueError, "0"), (-3, ValueError, "-3"), (True, TypeError, "True"), (2.5, TypeError, "2.5"),
+     (math.nan, TypeError, "nan"), ("2", TypeError, "'2'"), (None, TypeError, "None")],
+)
+def test_delay_needs_the_number_of_a_failed_attempt(failed_attempt: Any, error: type[Exception], shown: str) -> None:
+    """Attempts count from 1: anything else is refused, naming it, not turned into a delay."""
+    refused = rf"failed_attempt must be .*>= 1 \(1 for the first attempt\), got {re.escape(shown)}"
+    with pytest.raises(error, match=refused):
+        RetryPolicy(backoff=0.0).delay(failed_attempt)
 
 
 def test_delay_grows_by_factor_and_is_capped() -> None:

@@ -80,6 +80,13 @@ class RetryPolicy:
         >>> RetryPolicy(backoff=2.0).delay(3)
         8.0
         """
+        if isinstance(failed_attempt, bool) or not isinstance(failed_attempt, int):
+            raise TypeError(
+                f"failed_attempt must be an int >= 1 (1 for the first attempt), got {safe_repr(failed_attempt)} "
+                f"({type(failed_attempt).__name__})"
+            )
+        if failed_attempt < 1:
+            raise ValueError(f"failed_attempt must be >= 1 (1 for the first attempt), got {shown(failed_attempt)}")
         if not self.backoff:
             return 0.0
         try:
