@@ -263,6 +263,37 @@ async def test_stop_all_cancels_every_task_with_one_callback_each() -> None:
     assert after.only().ctl.message == "later", "tasks started after stop_all run normally"
 
 
+async def swallows_the_cancel(handle: AsyncTaskHandle) -> None:
+    try:
+        await trio.sleep_forever()
+    except trio.Cancelled:  # what a stray `except BaseException:` does
+        LOGS[handle.task_id].append("swallowed")
+
+
+@pytest.mark.parametrize("how", ["cancel", "stop_all", "task_timeout"])
+@pytest.mark.parametrize("then", [TaskCtl.success("finished anyway"), None], ids=["yields_success", "returns"])
+async def test_a_body_that_swallows_the_cancel_and_ends_ends_as_it_says(
+    how: str, then: TaskCtl | None, autojump_clock: trio.testing.MockClock
+) -> None:
+    """As in Trio, a Cancelled the body swallows is gone: it ends with its own terminal, or SUCCESS on return
+    (docs/explanation/lifecycle.rst). The cancel still returns only once it has ended."""
+    async with open_task_manager() as manager:
+        recorder = Recorder(manager, "scripted", "T")
+        LOGS["T"] = recorder.log
+        steps = [swallows_the_cancel] if then is None else [swallows_the_cancel, then]
+        timeout = 5 if how == "task_timeout" else None
+        await manager.start("scripted", "T", "chat", plugin, steps, on_terminal=recorder, task_timeout=timeout)
+        if how == "cancel":
+            assert await manager.cancel("scripted", "T") is True
+        elif how == "stop_all":
+            assert await manager.stop_all() == 1
+        else:
+            await trio.sleep(6)
+        assert recorder.log == ["swallowed", "closed", "callback"]
+    ctl = recorder.only().ctl
+    assert (ctl.signal, ctl.message) == (TaskSignal.SUCCESS, "finished anyway" if then else "Done")
+
+
 async def test_cancel_during_cleanup_after_a_terminal_keeps_the_terminal(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
