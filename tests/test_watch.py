@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import trio
 import trio.testing
 from task_scripts import Step, numbered, plugin, progress
 
+import trio_tasks._watch
 from trio_tasks import (
     AsyncTaskHandle,
     Plugin,
@@ -346,6 +348,47 @@ async def test_terminal_events_are_never_dropped(autojump_clock: trio.testing.Mo
         ("T4", endings[-1]),
     ]
     assert watcher.stream.dropped == len(endings) * len(reports) - 1
+
+
+def lines_run_in_watch_module(counts: list[int]) -> Callable[[Any, str, Any], Any]:
+    """A ``sys.settrace`` tracer counting the lines run in trio_tasks/_watch.py (a measure of work, not of time)."""
+    watch_module = trio_tasks._watch.__file__
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            counts[0] += 1
+        return local
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code.co_filename == watch_module else None
+
+    return tracer
+
+
+@pytest.mark.parametrize("unread", [0, 300])
+async def test_unread_terminal_events_in_front_do_not_make_a_drop_dearer(
+    autojump_clock: trio.testing.MockClock, unread: int
+) -> None:
+    """A full buffer drops the oldest progress event behind the terminals in front of it at the same cost
+    however many there are: each is passed over once, not at every drop (a slow dashboard must not slow
+    every task). The work is counted in lines run, and the events still come in order."""
+    reports = numbered(200)
+    async with open_task_manager(history_limit=0) as manager, manager.watch(buffer=1) as events:
+        for n in range(unread):
+            await start(manager, f"S{n}", progress("short"), DONE)
+        counts = [0]
+        sys.settrace(lines_run_in_watch_module(counts))
+        try:
+            await start(manager, "busy", *reports, DONE)  # no checkpoint between the reports
+        finally:
+            sys.settrace(None)
+        with trio.fail_after(GUARD):  # (the stream goes on: the manager is open)
+            read = [await anext(events) for _ in range(unread + 2)]
+        got = [(event.task_id, event.ctl) for event in read]
+    assert got == [*((f"S{n}", DONE) for n in range(unread)), ("busy", reports[-1]), ("busy", DONE)]
+    assert events.dropped == unread + len(reports) - 1
+    per_report = 10  # lines of _watch.py per report and its drop (7 now), with room to spare
+    assert counts[0] <= per_report * len(reports) + 2 * unread, "each terminal in front is passed over once"
 
 
 # -- leaving and ending ------------------------------------------------------------------------------------------
