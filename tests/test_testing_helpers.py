@@ -55,6 +55,13 @@ async def flaky(handle: AsyncTaskHandle, attempts: list[int]) -> AsyncIterator[T
     yield TaskCtl.success("finally")
 
 
+@plugin.mount_async_task("announcer")
+async def announcer(handle: AsyncTaskHandle, count: int) -> AsyncIterator[TaskCtl]:
+    for n in range(count):
+        await handle.notify_agent(f"step {n}", trigger=False)
+    yield TaskCtl.success(f"{count} notices sent")
+
+
 ASKING = TaskCtl.report_progress("asking: Deploy?", 50)
 
 
@@ -179,6 +186,38 @@ async def test_run_task_in_a_task_that_outlived_its_manager_opens_its_own() -> N
         leave.set()
     assert ran == [[TaskCtl.success(data=("W", "test-chat"))]]
     assert manager.get_state("whoami", "W") is None, "not run in the closed manager"
+
+
+async def test_run_task_in_its_own_manager_waits_for_an_async_on_terminal(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ends: list[TaskCtl] = []
+
+    async def on_terminal(ctl: TaskCtl) -> None:
+        await trio.sleep(5)  # past its first checkpoint: a manager closing with no grace would cancel it here
+        ends.append(ctl)
+
+    ctls = await run_task(plugin, "whoami", task_id="W", on_terminal=on_terminal)
+    assert ends == ctls[-1:], "it ran to its end before run_task returned"
+
+
+async def test_run_task_in_its_own_manager_does_not_block_on_notices_nobody_can_read(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(5):  # (the notice queue holds 1024: the next notice waited for a reader for ever)
+        ctls = await run_task(plugin, "announcer", 2000)
+    assert ctls == [TaskCtl.success("2000 notices sent")]
+
+
+@pytest.mark.parametrize(("task_type", "task_id", "shown"), [
+    (None, None, "task_type must be a str, got None (NoneType)"),
+    (None, "T1", "task_type must be a str, got None (NoneType)"),
+    ("whoami", 7, "task_id must be a str, got 7 (int)"),
+])  # fmt: skip
+async def test_run_task_names_a_bad_id_as_start_does(task_type: object, task_id: object, shown: str) -> None:
+    with trio.fail_after(5), pytest.raises(TypeError) as caught:
+        await run_task(plugin, task_type, task_id=task_id)  # type: ignore[arg-type]
+    assert str(caught.value) == shown
 
 
 async def test_run_task_raises_what_start_raises() -> None:

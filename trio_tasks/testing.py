@@ -20,14 +20,17 @@ pass ``clock=trio.testing.MockClock(autojump_threshold=0)`` to ``trio.run``::
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
 
+from ._checks import check_str
 from ._ctl import TaskCtl
 from ._errors import NoTaskManager
 from ._facade import current_manager
+from ._handle import AgentNotice
 from ._ki import protect
 from ._manager import TaskManager, TerminalCallback, open_task_manager
 from ._plugin import Plugin
@@ -55,7 +58,10 @@ async def run_task(
     is open (or the current one has closed). ``args`` and ``kwargs`` go to
     the body, as with ``start``; ``task_id`` (default: a fresh
     ``"run_task-N"``), ``chat_key``, ``task_timeout`` and ``on_terminal``
-    go to ``start``. Nothing is dropped, and the list holds the reports the
+    go to ``start``. In a manager of its own, ``run_task`` returns once
+    an async ``on_terminal`` has finished too, and the task's agent notices
+    are dropped, as nothing could read them (to test them, open a manager,
+    or use the fixture, and read ``agent_notices()``). Nothing is dropped, and the list holds the reports the
     manager makes for the task too (queued behind a limit, a retry's
     back-off). As if the body were awaited, a cancel of the caller (a
     ``trio.fail_after`` around the call) cancels the task: it has ended
@@ -83,7 +89,8 @@ async def run_task(
     except NoTaskManager:
         manager = None
     if manager is None or manager.closed:
-        async with open_task_manager() as own:
+        async with open_task_manager(on_agent_notice=_drop_notice) as own:  # (its notices have no reader)
+            own._grace_period = math.inf  # its close waits for an async on_terminal (the task has ended by then)
             return await _run(own, plugin, task_type, args, task_id, chat_key, task_timeout, on_terminal, kwargs)
     return await _run(manager, plugin, task_type, args, task_id, chat_key, task_timeout, on_terminal, kwargs)
 
@@ -100,6 +107,8 @@ async def _run(
     kwargs: dict[str, Any],
 ) -> list[TaskCtl]:
     task_id = f"run_task-{next(_ids)}" if task_id is None else task_id
+    check_str("task_type", task_type)  # (as start would: watch() below would name itself instead)
+    check_str("task_id", task_id)
     async with manager.watch(task_type, task_id, buffer=None) as events:
         handle = await manager.start(
             task_type, task_id, chat_key, plugin, *args, on_terminal=on_terminal, task_timeout=task_timeout, **kwargs
@@ -112,6 +121,10 @@ async def _run(
                 with trio.CancelScope(shield=True):  # as an awaited body would, it ends before run_task does
                     async for _ in events:
                         pass
+
+
+def _drop_notice(notice: AgentNotice) -> None:
+    """The agent notices of a task in run_task's own manager: nothing could read them."""
 
 
 try:
