@@ -217,6 +217,11 @@ SPEED_RULE = "must be a number from 0.01 to 1000 (20 runs twenty times faster)"
         (["--tasks", "2.5"], "argument --tasks: must be a whole number from 0 to 10,000, got '2.5'"),
         (["--tasks", "1000000000"], "argument --tasks: must be a whole number from 0 to 10,000, got '1000000000'"),
         (["--seed", "x"], "argument --seed: must be a whole number, got 'x'"),
+        (
+            ["--seed", "9" * (sys.get_int_max_str_digits() + 1)],
+            f"argument --seed: must be a whole number of at most {sys.get_int_max_str_digits()} digits, "
+            f"got {sys.get_int_max_str_digits() + 1} digits",
+        ),
     ],
 )
 def test_bad_options_are_argparse_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -48,6 +48,12 @@ def _seed(text: str) -> int:
     try:
         return int(text)
     except ValueError:
+        digits = text.strip().lstrip("+-").replace("_", "")
+        limit = sys.get_int_max_str_digits()
+        if digits.isdigit() and limit and len(digits) > limit:  # a whole number, past Python's int() limit
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number of at most {limit} digits, got {len(digits)} digits"
+            ) from None
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 

@@ -401,7 +401,8 @@ def main(
     clock: trio.abc.Clock | None = None,
 ) -> int:
     """Run the demo; return the process exit code: 0 if every task reached its scripted terminal,
-    1 if one did not or stdout could not be written, 130 if interrupted.
+    1 if one did not or stdout could not be written, 130 if interrupted. (With no
+    stdout at all, started with it closed, nothing is written: the outcome alone counts.)
 
     The live view is drawn when stdout is a terminal, ``rich`` is installed
     and ``plain`` is False; otherwise plain lines are printed. ``clock``
